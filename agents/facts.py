@@ -1,0 +1,130 @@
+"""Where the agent's facts come from: the real machine (psutil) or a simulation (demo, benches).
+
+Both sides of the ``FactSource`` protocol return plain data shaped like the wire contract's
+heartbeat and inventory payloads; the agent core does not care which one it runs on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import random
+import socket
+import time
+from typing import Any, Protocol
+
+
+class FactSource(Protocol):
+    """Collects one machine's live figures and inventory."""
+
+    def heartbeat(self) -> dict[str, Any]:
+        """uptime_s, cpu_pct, mem_pct, disk (list of mount/total_bytes/used_pct), temp_c."""
+        ...
+
+    def inventory(self) -> dict[str, Any]:
+        """{"hardware": {...}, "software": [...]}."""
+        ...
+
+
+def inventory_hash(inventory: dict[str, Any]) -> str:
+    """A stable content hash: inventory is re-sent only when this changes."""
+    return hashlib.sha256(json.dumps(inventory, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+class PsutilFacts:
+    """Facts of the machine the agent runs on."""
+
+    def __init__(self) -> None:
+        import psutil  # the [agent] extra; imported here so the wire contract stays dependency-free
+
+        self._psutil = psutil
+        psutil.cpu_percent(None)  # prime the counter: the first call always returns 0
+
+    def heartbeat(self) -> dict[str, Any]:
+        """Live figures from psutil."""
+        ps = self._psutil
+        disks = []
+        for part in ps.disk_partitions(all=False)[:32]:
+            try:
+                usage = ps.disk_usage(part.mountpoint)
+            except OSError:
+                continue
+            disks.append({"mount": part.mountpoint[:256], "total_bytes": usage.total, "used_pct": usage.percent})
+        temp = None
+        sensors = getattr(ps, "sensors_temperatures", None)
+        if sensors is not None:
+            try:
+                readings = [t.current for entries in sensors().values() for t in entries if t.current]
+                temp = max(readings) if readings else None
+            except (OSError, RuntimeError):
+                temp = None
+        return {
+            "uptime_s": max(0.0, time.time() - ps.boot_time()),
+            "cpu_pct": ps.cpu_percent(None),
+            "mem_pct": ps.virtual_memory().percent,
+            "disk": disks,
+            "temp_c": temp,
+        }
+
+    def inventory(self) -> dict[str, Any]:
+        """Basic hardware facts (the agent issue extends this with DMI/WMI and software)."""
+        ps = self._psutil
+        return {
+            "hardware": {
+                "hostname": socket.gethostname(),
+                "os": platform.system(),
+                "os_version": platform.release(),
+                "cpu_model": platform.processor() or platform.machine(),
+                "cpu_count": ps.cpu_count(),
+                "ram_bytes": ps.virtual_memory().total,
+            },
+            "software": [],
+        }
+
+
+class SimulatedFacts:
+    """A believable machine for the demo: figures drift, disks fill, some machines run hot."""
+
+    VENDORS = (("Dell", "OptiPlex 3000"), ("HP", "ProDesk 400 G9"), ("Lenovo", "ThinkCentre M70s"),
+               ("ViewSonic", "IFP7550 OPS"), ("Samsung", "Flip Pro OPS"), ("Asus", "ExpertBook B1"))
+
+    def __init__(self, seed: int, profile: str = "pc") -> None:
+        self._rng = random.Random(seed)
+        self._seed = seed
+        self._profile = profile
+        self._boot = time.time() - self._rng.uniform(600, 8 * 3600)
+        self._cpu = self._rng.uniform(5, 40)
+        self._mem = self._rng.uniform(30, 70)
+        # A few machines have nearly full disks or run hot, so the demo shows faults that come and go.
+        self._disk = self._rng.choice([self._rng.uniform(40, 70)] * 8 + [self._rng.uniform(86, 93)])
+        self._hot = self._rng.random() < 0.08
+
+    def heartbeat(self) -> dict[str, Any]:
+        """A random walk around this machine's character."""
+        rng = self._rng
+        self._cpu = min(100.0, max(1.0, self._cpu + rng.uniform(-8, 8)))
+        self._mem = min(99.0, max(10.0, self._mem + rng.uniform(-3, 3)))
+        self._disk = min(99.5, max(5.0, self._disk + rng.uniform(-0.8, 0.9)))
+        temp = rng.uniform(80, 95) if self._hot and rng.random() < 0.5 else rng.uniform(40, 65)
+        return {
+            "uptime_s": time.time() - self._boot,
+            "cpu_pct": round(self._cpu, 1),
+            "mem_pct": round(self._mem, 1),
+            "disk": [{"mount": "C:\\" if self._seed % 3 else "/", "total_bytes": 256 * 1024**3,
+                      "used_pct": round(self._disk, 1)}],
+            "temp_c": round(temp, 1),
+        }
+
+    def reboot(self) -> None:
+        """Simulate a reboot: uptime restarts."""
+        self._boot = time.time()
+
+    def inventory(self) -> dict[str, Any]:
+        """Stable per-seed hardware facts."""
+        vendor, model = self.VENDORS[self._seed % len(self.VENDORS)]
+        return {
+            "hardware": {"vendor": vendor, "model": model, "serial": f"SIM{self._seed:07d}",
+                         "os": "Windows" if self._seed % 3 else "Linux", "ram_bytes": 8 * 1024**3},
+            "software": [{"name": "Microsoft Office", "version": "16.0"}, {"name": "classfleet-agent"}],
+        }

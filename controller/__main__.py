@@ -1,0 +1,5 @@
+"""``python -m controller`` is the ``classfleet`` command."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,78 @@
+"""The FastAPI application factory: everything it needs is passed in, nothing built at import."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse, RedirectResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from sqlalchemy import Engine, text
+
+from .. import __version__
+from ..config import Settings
+from ..store.db import session_factory
+from .routes import router
+from .schemas import Health
+
+
+def create_app(
+    settings: Settings,
+    engine: Engine,
+    registry: CollectorRegistry,
+    *,
+    ingest_ready: Callable[[], bool] | None = None,
+    clock: Callable[[], dt.datetime] | None = None,
+    lifespan: Any = None,
+) -> FastAPI:
+    """Build the API app over an engine and a metrics registry (both owned by the caller)."""
+    app = FastAPI(
+        title="classfleet", version=__version__, lifespan=lifespan,
+        description="Smart-classroom device fleet manager: inventory, device state and health.",
+    )
+    app.state.settings = settings
+    app.state.sessions = session_factory(engine)
+    app.state.clock = clock or (lambda: dt.datetime.now(dt.UTC))
+    app.include_router(router)
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    @app.get("/healthz", response_model=Health, tags=["ops"])
+    def healthz() -> Health:
+        """Liveness: the process answers."""
+        return Health(status="ok")
+
+    @app.get("/readyz", response_model=Health, tags=["ops"], responses={503: {"model": Health}})
+    def readyz() -> Any:
+        """Readiness: the store answers and, when ingest runs, the broker session is up."""
+        checks: dict[str, str] = {}
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            checks["store"] = "ok"
+        except Exception as exc:  # report, never raise, from a probe
+            checks["store"] = f"error: {type(exc).__name__}"
+        if ingest_ready is not None:
+            checks["mqtt"] = "ok" if ingest_ready() else "disconnected"
+        ok = all(v == "ok" for v in checks.values())
+        body = Health(status="ok" if ok else "unavailable", checks=checks)
+        return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
+
+    @app.get("/metrics", tags=["ops"], response_class=Response)
+    def metrics(request: Request) -> Response:
+        """Prometheus exposition; needs ``Authorization: Bearer <token>`` when a token is configured."""
+        token = settings.metrics_token
+        if token is not None:
+            given = request.headers.get("authorization", "")
+            expected = f"Bearer {token.get_secret_value()}"
+            if not hmac.compare_digest(given.encode(), expected.encode()):
+                return Response("metrics token required\n", status_code=401,
+                                headers={"WWW-Authenticate": "Bearer"})
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,169 @@
+"""``classfleet``: run the controller or the demo, manage the database schema."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from .broker import BrokerError, free_port, port_is_free
+from .config import ConfigError, Settings, load_settings
+
+app = typer.Typer(help="classfleet: smart-classroom device fleet manager.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+console = Console(stderr=True)
+
+HostOpt = Annotated[str | None, typer.Option(help="API bind address [default: 127.0.0.1]")]
+PortOpt = Annotated[int | None, typer.Option(help="API port [default: 8080, or a free one if taken]")]
+MqttPortOpt = Annotated[int | None, typer.Option(
+    help="private broker port [default: 1883, or a free one if taken]")]
+DataDirOpt = Annotated[Path | None, typer.Option(help="where the SQLite file and broker state live")]
+
+
+def _settings(**overrides: object) -> Settings:
+    try:
+        return load_settings(**overrides)
+    except ConfigError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _pick_ports(settings: Settings, port_given: bool, mqtt_port_given: bool) -> Settings:
+    """Keep the default ports when free; say so and pick free ones when they are taken."""
+    updates: dict[str, int] = {}
+    if not port_is_free(settings.port, settings.host if settings.host != "0.0.0.0" else "127.0.0.1"):
+        if port_given:
+            console.print(f"[red]port {settings.port} is already in use; choose another with --port[/red]")
+            raise typer.Exit(2)
+        updates["port"] = free_port()
+        console.print(f"[yellow]port {settings.port} is taken; using {updates['port']} for the API[/yellow]")
+    if settings.mqtt_url is None and not port_is_free(settings.mqtt_port):
+        if mqtt_port_given:
+            console.print(f"[red]MQTT port {settings.mqtt_port} is already in use (another Mosquitto?); "
+                          "choose another with --mqtt-port[/red]")
+            raise typer.Exit(2)
+        updates["mqtt_port"] = free_port()
+        console.print(f"[yellow]MQTT port {settings.mqtt_port} is taken (another Mosquitto?); the private "
+                      f"broker uses {updates['mqtt_port']}[/yellow]")
+    return settings.model_copy(update=updates) if updates else settings
+
+
+def _given(flag: object, env: str) -> bool:
+    return flag is not None or env in os.environ
+
+
+@app.command()
+def controller(host: HostOpt = None, port: PortOpt = None, mqtt_port: MqttPortOpt = None,
+               data_dir: DataDirOpt = None) -> None:
+    """Run the controller: API, MQTT ingest and (without CLASSFLEET_MQTT_URL) a private Mosquitto."""
+    from .runtime import Controller, serve
+
+    settings = _settings(host=host, port=port, mqtt_port=mqtt_port, data_dir=data_dir)
+    settings = _pick_ports(settings, _given(port, "CLASSFLEET_PORT"), _given(mqtt_port, "CLASSFLEET_MQTT_PORT"))
+    _logging(settings.log_level)
+    ctl = Controller(settings)
+    try:
+        ctl.start()
+    except BrokerError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+
+    def banner() -> None:
+        console.print(f"classfleet controller: API http://{settings.host}:{settings.port}/api/v1  "
+                      f"(docs /docs, metrics /metrics); data in {settings.data_dir}")
+
+    try:
+        serve(settings, ctl, banner)
+    finally:
+        ctl.stop()
+
+
+@app.command()
+def demo(host: HostOpt = None, port: PortOpt = None, mqtt_port: MqttPortOpt = None, data_dir: DataDirOpt = None,
+         agents: Annotated[int, typer.Option(min=1, max=5000, help="simulated agents")] = 200,
+         schools: Annotated[int, typer.Option(min=1, max=100)] = 2,
+         rooms: Annotated[int, typer.Option(min=1, max=200, help="rooms per school")] = 10,
+         heartbeat: Annotated[float, typer.Option(min=1, help="seconds between heartbeats")] = 10.0) -> None:
+    """Run the controller with its private broker and a simulated fleet of real agents."""
+    from .demo import SimulatedFleet, seed_fleet
+    from .runtime import Controller, serve
+
+    data_dir = data_dir or Path(tempfile.mkdtemp(prefix="classfleet-demo-"))
+    settings = _settings(host=host, port=port, mqtt_port=mqtt_port, data_dir=data_dir,
+                         offline_after_s=max(3.5 * heartbeat, 15.0), mqtt_url="")
+    settings = _pick_ports(settings, _given(port, "CLASSFLEET_PORT"), _given(mqtt_port, "CLASSFLEET_MQTT_PORT"))
+    _logging(settings.log_level)
+    ctl = Controller(settings)
+    try:
+        ctl.start()
+    except BrokerError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    assert ctl.engine is not None and ctl.broker is not None
+    devices = seed_fleet(ctl.engine, schools=schools, rooms_per_school=rooms, agents=agents)
+    fleet = SimulatedFleet(devices, "127.0.0.1", ctl.broker.port, heartbeat_interval_s=heartbeat)
+    fleet.start()
+
+    def banner() -> None:
+        base = f"http://{settings.host}:{settings.port}"
+        console.print(f"\n[bold green]classfleet demo[/bold green]: {len(devices)} simulated agents in "
+                      f"{schools} schools, broker mqtt://127.0.0.1:{ctl.broker.port}")  # type: ignore[union-attr]
+        console.print(f"  devices: {base}/api/v1/devices?limit=500")
+        console.print(f"  API docs: {base}/docs    metrics: {base}/metrics")
+        console.print(f"  data: {settings.data_dir}    stop with Ctrl+C\n")
+
+    try:
+        serve(settings, ctl, banner)
+    finally:
+        fleet.stop()
+        ctl.stop()
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument(help="target revision")] = "head") -> None:
+    """Bring the database schema up to date (safe to run again)."""
+    from .store import db
+
+    settings = _settings()
+    url = settings.effective_database_url
+    db.upgrade(url, revision)
+    console.print(f"database at revision {db.current_revision(db.make_engine(url))}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the schema revision of the database and the newest one this version ships."""
+    from .store import db
+
+    settings = _settings()
+    engine = db.make_engine(settings.effective_database_url)
+    typer.echo(f"database: {db.current_revision(engine) or 'empty'}; code: {db.head_revision()}")
+
+
+@app.command()
+def version() -> None:
+    """Print the classfleet version."""
+    from . import __version__
+
+    typer.echo(__version__)
+
+
+def main() -> None:
+    """Entry point of ``classfleet``."""
+    try:
+        app()
+    except ConfigError as exc:
+        console.print(f"[red]{exc}[/red]")
+        sys.exit(2)

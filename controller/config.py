@@ -1,0 +1,114 @@
+"""Controller settings: ``CLASSFLEET_*`` environment variables, then an optional TOML file.
+
+Built once in the app factory or the CLI and passed down; never at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+
+def default_data_dir() -> Path:
+    """Where the controller keeps its SQLite file and the private broker's state."""
+    xdg = os.environ.get("XDG_DATA_HOME")
+    return Path(xdg) / "classfleet" if xdg else Path.home() / ".local" / "share" / "classfleet"
+
+
+class ConfigError(SystemExit):
+    """A setting with a bad value; stops start-up with a message naming the setting."""
+
+
+class Settings(BaseSettings):
+    """Everything the controller can be told. Secrets are ``SecretStr`` and never logged."""
+
+    model_config = SettingsConfigDict(env_prefix="CLASSFLEET_", extra="forbid", validate_default=True)
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    database_url: str | None = Field(default=None, description="default: SQLite file in data_dir")
+    mqtt_url: str | None = Field(default=None, description="mqtt://user@host:port; none: private Mosquitto")
+    mqtt_password: SecretStr | None = None
+    mqtt_client_id: str = Field(default_factory=lambda: f"classfleet-controller-{socket.gethostname()}"[:64])
+    mqtt_shared_subscription: bool = False
+    mqtt_session_expiry_s: int = Field(default=7 * 24 * 3600, gt=0)
+    mqtt_port: int = Field(default=1883, ge=0, le=65535, description="private broker's port (0: any free)")
+    mosquitto_binary: str = "mosquitto"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    ingest_batch_max: int = Field(default=500, ge=1, le=10_000)
+    ingest_batch_interval_ms: int = Field(default=50, ge=1, le=10_000)
+    offline_after_s: float = Field(default=180.0, gt=0, description="no message for this long: offline")
+    history_retention_days: int = Field(default=90, ge=1)
+    metrics_token: SecretStr | None = Field(default=None, description="bearer token required on /metrics")
+    log_level: str = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Explicit arguments, then the environment, then the TOML file named by CLASSFLEET_CONFIG."""
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_path = os.environ.get("CLASSFLEET_CONFIG")
+        if toml_path:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(toml_path)))
+        return tuple(sources)
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _check_mqtt_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ValueError("expected mqtt://[user@]host[:port] or mqtts://…")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_level(cls, value: str) -> str:
+        if value.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ValueError("one of DEBUG, INFO, WARNING, ERROR")
+        return value.upper()
+
+    @model_validator(mode="after")
+    def _check_database(self) -> Settings:
+        url = self.database_url
+        if url and not url.startswith(("sqlite", "postgresql")):
+            raise ValueError("database_url: only sqlite:/// and postgresql+psycopg:// URLs are supported")
+        return self
+
+    @property
+    def effective_database_url(self) -> str:
+        """The configured URL, or a SQLite file in the data directory."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'classfleet.db'}"
+
+    @property
+    def mqtt_parts(self) -> tuple[str, int, str | None, bool]:
+        """(host, port, username, tls) of the external broker."""
+        assert self.mqtt_url is not None
+        parts = urlsplit(self.mqtt_url)
+        tls = parts.scheme == "mqtts"
+        return parts.hostname or "127.0.0.1", parts.port or (8883 if tls else 1883), parts.username, tls
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings, turning a validation error into one clear message per bad setting."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors(include_url=False):
+            name = ".".join(str(p) for p in err["loc"]) or "settings"
+            lines.append(f"  CLASSFLEET_{name.upper()}: {err['msg']}")
+        raise ConfigError("classfleet: invalid configuration\n" + "\n".join(lines)) from None

@@ -1,0 +1,228 @@
+"""MQTT ingest: subscribe with a persistent session, validate, batch, commit, then acknowledge.
+
+Threads, deliberately: paho's network loop runs in its own thread and its ``on_message`` only
+enqueues; one writer thread drains the queue into batches (up to ``batch_max`` messages or
+``batch_interval`` seconds), commits each batch in one transaction, and only then sends the
+PUBACKs (paho-mqtt 2 ``manual_ack``). A crash before the commit leaves the messages
+unacknowledged in the broker's session, which redelivers them; (device, session, seq) dedupe
+makes the redelivery harmless.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import queue
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from classfleet_wire import MessageKind, WireError, decode
+from classfleet_wire.topics import TOPIC_ROOT, SHARED_GROUP
+
+from ..metrics import IngestMetrics
+from ..store.writer import Accepted, BatchOutcome, BatchWriter, Rejected
+
+log = logging.getLogger(__name__)
+
+# The controller reads what agents send; it never reads back the commands it publishes.
+INGEST_SUFFIXES = (MessageKind.STATUS, MessageKind.HEARTBEAT, MessageKind.INVENTORY, MessageKind.EVENT,
+                   MessageKind.CMD_ACK)
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerAddress:
+    """Where the broker is and how to log in."""
+
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Inbound:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    received_at: dt.datetime
+    generation: int  # connection the message came in on; PUBACKs never cross connections
+
+
+class IngestService:
+    """Owns the MQTT subscription and the batch-commit-ack loop."""
+
+    def __init__(
+        self,
+        broker: BrokerAddress,
+        writer: BatchWriter,
+        metrics: IngestMetrics,
+        *,
+        client_id: str,
+        batch_max: int = 500,
+        batch_interval_s: float = 0.05,
+        session_expiry_s: int = 7 * 24 * 3600,
+        shared: bool = False,
+        on_batch: Callable[[BatchOutcome], None] | None = None,
+    ) -> None:
+        self._broker = broker
+        self._writer = writer
+        self._metrics = metrics
+        self._batch_max = batch_max
+        self._batch_interval_s = batch_interval_s
+        self._session_expiry_s = session_expiry_s
+        self._shared = shared
+        self._on_batch = on_batch
+        self._queue: queue.SimpleQueue[_Inbound] = queue.SimpleQueue()
+        self._generation = 0
+        self._connected = threading.Event()
+        self._subscribed = threading.Event()
+        self._stopping = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5, manual_ack=True
+        )
+        if broker.username:
+            self._client.username_pw_set(broker.username, broker.password)
+        if broker.tls:
+            self._client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+        self._client.max_inflight_messages_set(max(20, batch_max))
+        self._client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+        self._client.on_subscribe = lambda *_: self._subscribed.set()
+        metrics.bind_queue_depth(self._queue.qsize)
+
+    @property
+    def connected(self) -> bool:
+        """True while the broker session is up (drives /readyz)."""
+        return self._connected.is_set()
+
+    def start(self) -> None:
+        """Connect (asynchronously, retrying) and start the writer thread."""
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self._session_expiry_s
+        # The broker may have this many unacknowledged messages in flight to us: more than a batch.
+        props.ReceiveMaximum = min(65535, max(2 * self._batch_max, 100))
+        self._client.connect_async(self._broker.host, self._broker.port, keepalive=30, clean_start=False,
+                                   properties=props)
+        self._worker = threading.Thread(target=self._run_writer, name="ingest-writer", daemon=True)
+        self._worker.start()
+        self._client.loop_start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Commit and acknowledge what is queued, then disconnect (the session stays on the broker)."""
+        self._stopping.set()
+        if self._worker is not None:
+            self._worker.join(timeout)
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def wait_connected(self, timeout: float) -> bool:
+        """Block until connected and subscribed (for the CLI and tests)."""
+        return self._subscribed.wait(timeout) and self._connected.wait(0)
+
+    # paho callbacks: run on paho's thread, never block, never touch the database.
+    def _on_connect(self, client: mqtt.Client, _userdata: object, _flags: object, reason: object,
+                    _props: object) -> None:
+        if getattr(reason, "is_failure", False):
+            log.error("broker refused the connection: %s", reason)
+            return
+        self._generation += 1
+        options = SubscribeOptions(qos=1)
+        topics = [(f"{TOPIC_ROOT}/+/+/{suffix.value}", options) for suffix in INGEST_SUFFIXES]
+        if self._shared:
+            topics = [(f"$share/{SHARED_GROUP}/{t}", o) for t, o in topics]
+        client.subscribe(topics)
+        self._connected.set()
+        log.info("connected to broker %s:%d (session kept: %s)", self._broker.host, self._broker.port,
+                 getattr(_flags, "session_present", "?"))
+
+    def _on_disconnect(self, _client: mqtt.Client, _userdata: object, _flags: object, reason: object,
+                       _props: object) -> None:
+        if self._connected.is_set():
+            log.warning("disconnected from broker: %s; reconnecting", reason)
+        self._connected.clear()
+        self._subscribed.clear()
+
+    def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
+        self._queue.put(_Inbound(msg.topic, msg.payload, msg.mid, msg.qos, dt.datetime.now(dt.UTC),
+                                 self._generation))
+
+    # The writer thread.
+    def _run_writer(self) -> None:
+        while True:
+            batch = self._collect()
+            if batch:
+                self._commit_with_retry(batch)
+            elif self._stopping.is_set():
+                return
+
+    def _collect(self) -> list[_Inbound]:
+        try:
+            first = self._queue.get(timeout=0.2)
+        except queue.Empty:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + self._batch_interval_s
+        while len(batch) < self._batch_max:
+            remaining = deadline - time.monotonic()
+            try:
+                batch.append(self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _commit_with_retry(self, batch: list[_Inbound]) -> None:
+        accepted, rejected = self._validate(batch)
+        delay, failing = 0.5, False
+        while True:
+            started = time.perf_counter()
+            try:
+                outcome = self._writer.write(accepted, rejected)
+            except Exception as exc:  # database down or locked: keep the batch, never ack, retry
+                if not failing:
+                    log.error("cannot commit batch of %d messages (%s); retrying", len(batch), exc)
+                    failing = True
+                self._metrics.commit_failures.inc()
+                if self._stopping.is_set() and delay > 4:
+                    return  # shutting down: the broker keeps them unacknowledged
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            if failing:
+                log.info("database back: batch committed")
+            self._metrics.batch_commit_seconds.observe(time.perf_counter() - started)
+            break
+        self._metrics.record(outcome)
+        for item in batch:
+            if item.qos > 0 and item.generation == self._generation:
+                self._client.ack(item.mid, item.qos)
+        if batch:
+            lag = (dt.datetime.now(dt.UTC) - batch[0].received_at).total_seconds()
+            self._metrics.ingest_lag_seconds.set(lag)
+        if self._on_batch is not None:
+            self._on_batch(outcome)
+
+    @staticmethod
+    def _validate(batch: list[_Inbound]) -> tuple[list[Accepted], list[Rejected]]:
+        accepted: list[Accepted] = []
+        rejected: list[Rejected] = []
+        for item in batch:
+            try:
+                accepted.append(Accepted(decode(item.topic, item.payload), item.received_at))
+            except WireError as exc:
+                log.debug("rejected %s: %s", item.topic, exc)
+                rejected.append(Rejected(item.topic, exc.reason, exc.detail, item.payload, item.received_at))
+        return accepted, rejected

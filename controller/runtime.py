@@ -1,0 +1,120 @@
+"""Assembles a running controller: schema upgrade, private broker, ingest, retention, API server.
+
+Each part is built here from the settings and handed to the parts that need it (no globals).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable
+
+from fastapi import FastAPI
+from sqlalchemy import Engine
+
+from .api.app import create_app
+from .broker import PrivateBroker
+from .config import Settings
+from .ingest.service import BrokerAddress, IngestService
+from .metrics import build_registry
+from .store import db
+from .store.queries import purge_history
+from .store.writer import BatchWriter
+
+log = logging.getLogger(__name__)
+
+
+class Controller:
+    """One controller process's moving parts, started and stopped in order."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.broker: PrivateBroker | None = None
+        self.engine: Engine | None = None
+        self.ingest: IngestService | None = None
+        self.broker_address: BrokerAddress | None = None
+        self._stop = threading.Event()
+        self._retention: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Upgrade the schema, start the broker if we own it, then ingest and retention."""
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        url = s.effective_database_url
+        db.upgrade(url)
+        self.engine = db.make_engine(url, pool_size=10) if url.startswith("postgresql") else db.make_engine(url)
+        if s.mqtt_url is None:
+            self.broker = PrivateBroker(s.data_dir, s.mqtt_port, binary=s.mosquitto_binary,
+                                        inflight=max(1000, 2 * s.ingest_batch_max))
+            self.broker.start()
+            self.broker_address = BrokerAddress("127.0.0.1", s.mqtt_port)
+        else:
+            host, port, user, tls = s.mqtt_parts
+            password = s.mqtt_password.get_secret_value() if s.mqtt_password else None
+            self.broker_address = BrokerAddress(host, port, user, password, tls)
+        self.registry, metrics = build_registry(self.engine, s.offline_after_s)
+        self.ingest = IngestService(
+            self.broker_address, BatchWriter(self.engine), metrics, client_id=s.mqtt_client_id,
+            batch_max=s.ingest_batch_max, batch_interval_s=s.ingest_batch_interval_ms / 1000,
+            session_expiry_s=s.mqtt_session_expiry_s, shared=s.mqtt_shared_subscription,
+        )
+        self.ingest.start()
+        self._retention = threading.Thread(target=self._run_retention, name="retention", daemon=True)
+        self._retention.start()
+
+    def app(self, clock: Callable[[], dt.datetime] | None = None) -> FastAPI:
+        """The API app over this controller's store and metrics."""
+        assert self.engine is not None and self.ingest is not None
+        ingest = self.ingest
+        return create_app(self.settings, self.engine, self.registry, ingest_ready=lambda: ingest.connected,
+                          clock=clock)
+
+    def _run_retention(self) -> None:
+        from .store.db import session_factory
+
+        assert self.engine is not None
+        sessions = session_factory(self.engine)
+        while not self._stop.wait(60):
+            cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=self.settings.history_retention_days)
+            try:
+                with sessions.begin() as session:
+                    deleted = purge_history(session, cutoff)
+                if deleted:
+                    log.info("retention: removed %d observations older than %s", deleted, cutoff.date())
+            except Exception as exc:  # retried next round
+                log.warning("retention job failed: %s", exc)
+            self._stop.wait(3600)
+
+    def stop(self) -> None:
+        """Drain and acknowledge what is queued, then stop the broker we own."""
+        self._stop.set()
+        if self.ingest is not None:
+            self.ingest.stop()
+        if self.broker is not None:
+            self.broker.stop()
+        if self.engine is not None:
+            self.engine.dispose()
+
+
+def serve(settings: Settings, controller: Controller, banner: Callable[[], None] | None = None) -> None:
+    """Run the API server in this thread until SIGINT/SIGTERM; the controller must be started."""
+    import uvicorn
+
+    config = uvicorn.Config(controller.app(), host=settings.host, port=settings.port,
+                            log_level=settings.log_level.lower(), access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+    if banner is not None:
+        threading.Thread(target=_after_start, args=(server, banner), daemon=True).start()
+    server.run()
+
+
+def _after_start(server: object, banner: Callable[[], None]) -> None:
+    import time
+
+    for _ in range(300):
+        if getattr(server, "started", False):
+            banner()
+            return
+        time.sleep(0.05)
+

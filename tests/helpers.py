@@ -1,0 +1,101 @@
+"""Test helpers: waiting on conditions, publishing with real paho clients, running ingest in-process."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from prometheus_client import CollectorRegistry
+from sqlalchemy import Engine, func, select
+
+from controller.ingest.service import BrokerAddress, IngestService
+from controller.metrics import IngestMetrics
+from controller.store import db
+from controller.store.models import School
+from controller.store.writer import BatchWriter
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1, what: str = "") -> Any:
+    """Poll ``predicate`` until truthy; fail the test with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate} (last: {last!r})")
+
+
+def count(engine: Engine, model: Any, *where: Any) -> int:
+    """SELECT count(*) with optional conditions."""
+    with engine.connect() as conn:
+        return int(conn.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+
+def add_school(engine: Engine, school_id: str, name: str = "Test school") -> None:
+    """Register a school so ingest accepts its messages."""
+    with engine.begin() as conn:
+        conn.execute(School.__table__.insert().values(id=school_id, name=name, timezone="Asia/Ho_Chi_Minh",
+                                                      hours_start="07:00", hours_end="17:00"))
+
+
+def publisher(port: int, client_id: str = "", host: str = "127.0.0.1") -> mqtt.Client:
+    """A connected paho MQTT 5 client with its network loop running."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5)
+    client.max_inflight_messages_set(1000)
+    client.connect(host, port)
+    client.loop_start()
+    return client
+
+
+def publish_all(client: mqtt.Client, messages: list[tuple[str, bytes | str]], qos: int = 1,
+                retain: bool = False, timeout: float = 60) -> None:
+    """Publish and wait until the broker acknowledged every message."""
+    infos = [client.publish(topic, payload, qos=qos, retain=retain) for topic, payload in messages]
+    for info in infos:
+        info.wait_for_publish(timeout)
+
+
+def heartbeat(session: int, seq: int, ts: float | None = None, replayed: bool = False, **extra: Any) -> bytes:
+    """A valid heartbeat payload."""
+    body = {"v": 1, "session": session, "seq": seq, "ts": ts or time.time(), "replayed": replayed,
+            "uptime_s": 100.0, "cpu_pct": 12.5, "mem_pct": 40.0,
+            "disk": [{"mount": "/", "total_bytes": 10**11, "used_pct": 50.0}], **extra}
+    return json.dumps(body).encode()
+
+
+def status(state: str, session: int) -> bytes:
+    """A status payload: online with details, or the offline Last Will."""
+    body: dict[str, Any] = {"v": 1, "state": state, "session": session}
+    if state == "online":
+        body.update(ts=time.time(), agent="test", profile="pc")
+    return json.dumps(body).encode()
+
+
+def event(session: int, seq: int, code: str = "disk.low", state: str = "raised") -> bytes:
+    """An event payload."""
+    return json.dumps({"v": 1, "session": session, "seq": seq, "ts": time.time(), "code": code,
+                       "severity": "warning", "state": state, "detail": {"value": 93.0}}).encode()
+
+
+@contextlib.contextmanager
+def running_ingest(url: str, port: int, client_id: str = "test-controller",
+                   **kwargs: Any) -> Iterator[tuple[IngestService, Engine, IngestMetrics]]:
+    """An in-process ingest service (real broker, real database), stopped afterwards."""
+    engine = db.make_engine(url)
+    metrics = IngestMetrics(CollectorRegistry())
+    service = IngestService(BrokerAddress("127.0.0.1", port), BatchWriter(engine), metrics,
+                            client_id=client_id, **kwargs)
+    service.start()
+    assert service.wait_connected(10), "ingest did not connect to the broker"
+    try:
+        yield service, engine, metrics
+    finally:
+        service.stop()
+        engine.dispose()
