@@ -78,6 +78,8 @@ class Agent:
     def __init__(self, config: AgentConfig, facts: FactSource, *, initial_session: int | None = None) -> None:
         self.config = config
         self.facts = facts
+        if config.state_dir is not None:
+            config.state_dir.mkdir(parents=True, exist_ok=True)
         self.spool = Spool(config.state_dir / "spool.db" if config.state_dir else ":memory:")
         if initial_session is not None:
             self.session = initial_session

@@ -38,6 +38,7 @@ def _settings(**overrides: object) -> Settings:
 
 def _logging(level: str) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # migrations say enough through our own log
 
 
 def _pick_ports(settings: Settings, port_given: bool, mqtt_port_given: bool) -> Settings:

@@ -151,7 +151,7 @@ class IngestService:
 
     def _on_disconnect(self, _client: mqtt.Client, _userdata: object, _flags: object, reason: object,
                        _props: object) -> None:
-        if self._connected.is_set():
+        if self._connected.is_set() and not self._stopping.is_set():
             log.warning("disconnected from broker: %s; reconnecting", reason)
         self._connected.clear()
         self._subscribed.clear()

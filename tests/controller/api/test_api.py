@@ -1,0 +1,106 @@
+"""The REST API and /metrics over a real store (both backends)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.orm import Session
+
+from classfleet_wire import decode
+from controller.api.app import create_app
+from controller.config import Settings
+from controller.metrics import build_registry
+from controller.store import db
+from controller.store.models import District, Room, School
+from controller.store.writer import Accepted, BatchWriter
+from tests.helpers import event, heartbeat, status
+
+NOW = dt.datetime.now(dt.UTC)
+
+
+@pytest.fixture
+def seeded(db_url, tmp_path):
+    engine = db.make_engine(db_url)
+    with Session(engine) as session, session.begin():
+        session.add(District(id="d1", name="Quận 1"))
+        session.add_all([School(id="s1", name="THCS A", district_id="d1"), School(id="s2", name="THCS B")])
+        session.flush()
+        session.add(Room(school_id="s1", code="lab-1", name="Phòng máy 1", kind="computer_lab"))
+    items = []
+    for school, n in (("s1", 3), ("s2", 2)):
+        for i in range(n):
+            t = f"classfleet/v1/{school}/pc-{i}"
+            items += [Accepted(decode(f"{t}/status", status("online", 1)), NOW),
+                      Accepted(decode(f"{t}/heartbeat", heartbeat(1, 1)), NOW)]
+    items.append(Accepted(decode("classfleet/v1/s1/pc-0/event", event(1, 2)), NOW))
+    BatchWriter(engine).write(items, [])
+    yield engine, tmp_path
+    engine.dispose()
+
+
+def _client(engine, tmp_path, **settings) -> TestClient:
+    cfg = Settings(data_dir=tmp_path, **settings)
+    registry, _ = build_registry(engine, cfg.offline_after_s)
+    return TestClient(create_app(cfg, engine, registry, ingest_ready=lambda: True))
+
+
+def test_lists_and_filters(seeded):
+    client = _client(*seeded)
+    body = client.get("/api/v1/devices", params={"limit": 500}).json()
+    assert body["total"] == 5 and all(d["health"] in ("ok", "degraded") for d in body["items"])
+    only_s2 = client.get("/api/v1/devices", params={"school": "s2"}).json()
+    assert {d["school_id"] for d in only_s2["items"]} == {"s2"} and only_s2["total"] == 2
+    assert client.get("/api/v1/devices", params={"district": "d1"}).json()["total"] == 3
+    assert client.get("/api/v1/devices", params={"health": "degraded"}).json()["total"] == 1
+    page = client.get("/api/v1/devices", params={"limit": 2, "offset": 4}).json()
+    assert page["total"] == 5 and len(page["items"]) == 1
+    assert client.get("/api/v1/devices", params={"unassigned": True}).json()["total"] == 5
+    assert client.get("/api/v1/schools").json()["total"] == 2
+    assert client.get("/api/v1/schools", params={"district": "d1"}).json()["items"][0]["id"] == "s1"
+    assert client.get("/api/v1/rooms", params={"school": "s1"}).json()["items"][0]["kind"] == "computer_lab"
+    assert client.get("/api/v1/districts").json()["items"] == [{"id": "d1", "name": "Quận 1"}]
+
+
+def test_device_detail_with_state_and_incident_texts(seeded):
+    client = _client(*seeded)
+    first = client.get("/api/v1/devices", params={"school": "s1", "q": "pc-0"}).json()["items"][0]
+    detail = client.get(f"/api/v1/devices/{first['id']}").json()
+    assert detail["state"]["online"] is True and detail["state"]["cpu_pct"] == 12.5
+    assert detail["incidents"][0]["code"] == "disk.low"
+    assert detail["incidents"][0]["text"] == "Ổ đĩa sắp đầy"
+    en = client.get(f"/api/v1/devices/{first['id']}", params={"lang": "en"}).json()
+    assert en["incidents"][0]["text"] == "Disk space low"
+
+
+def test_invalid_requests_get_clear_errors(seeded):
+    client = _client(*seeded)
+    assert client.get("/api/v1/devices/999999").status_code == 404
+    bad_kind = client.get("/api/v1/devices", params={"kind": "toaster"})
+    assert bad_kind.status_code == 422 and "kind must be one of" in bad_kind.text
+    assert client.get("/api/v1/devices", params={"limit": 5000}).status_code == 422
+    assert client.get("/api/v1/devices", params={"health": "fine"}).status_code == 422
+
+
+def test_metrics_read_the_store(seeded):
+    client = _client(*seeded)
+    text = client.get("/metrics").text
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    up = {(s.labels["school"], s.labels["device"]): s.value for s in families["classfleet_device_up"].samples}
+    assert len(up) == 5 and all(v == 1.0 for v in up.values())
+    counts = {(s.labels["school"], s.labels["health"]): s.value for s in families["classfleet_devices"].samples}
+    assert counts[("s1", "degraded")] == 1 and counts[("s1", "ok")] == 2 and counts[("s2", "offline")] == 0
+    assert "classfleet_ingest_rejected" in families
+    assert "classfleet_ingest_batch_commit_seconds" in families
+
+
+def test_metrics_token_and_probes(seeded):
+    client = _client(*seeded, metrics_token="s3cret")
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    assert client.get("/healthz").json()["status"] == "ok"
+    ready = client.get("/readyz").json()
+    assert ready == {"status": "ok", "checks": {"store": "ok", "mqtt": "ok"}}
+    assert client.get("/openapi.json").json()["info"]["title"] == "classfleet"
