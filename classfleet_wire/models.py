@@ -42,7 +42,7 @@ class WireError(ValueError):
 class _Payload(BaseModel):
     """Common base: strict about the version, tolerant of fields added by newer minor versions."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)
     kind: ClassVar[MessageKind]
 
     v: Literal[1] = SCHEMA_VERSION
@@ -84,7 +84,7 @@ class Status(_Payload):
 class DiskUsage(BaseModel):
     """One mounted file system."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)
     mount: str = Field(max_length=256)
     total_bytes: NonNegInt
     used_pct: Percent
@@ -182,6 +182,14 @@ class Message(BaseModel):
     payload: Payload
 
 
+FREE_FORM_FIELDS: dict[MessageKind, tuple[str, ...]] = {
+    MessageKind.INVENTORY: ("hardware", "software"),
+    MessageKind.EVENT: ("detail",),
+    MessageKind.CMD: ("args",),
+    MessageKind.CMD_ACK: ("detail",),
+}
+
+
 def decode(topic: str, raw: bytes) -> Message:
     """Validate one MQTT message against the contract, or raise ``WireError`` with a reason.
 
@@ -198,14 +206,20 @@ def decode(topic: str, raw: bytes) -> Message:
         raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise WireError("invalid_utf8", f"byte {exc.start}: {exc.reason}") from None
+    if b"\\u0000" in raw:
+        # NUL is valid JSON but no database text column stores it: refuse it at the edge.
+        raise WireError("schema", "NUL character (\\u0000) in a string")
     model = MODEL_BY_KIND[parsed.kind]
     try:
         payload = model.model_validate_json(raw)
     except ValidationError as exc:
         raise _classify(exc) from None
-    where = _non_finite(payload.model_dump())
-    if where is not None:  # NaN/Infinity are not JSON (and 1e999 overflows); pydantic's parser accepts them
-        raise WireError("schema", f"{where}: number is not finite")
+    # Typed floats refuse NaN/Infinity (allow_inf_nan=False); free-form objects are walked here,
+    # since pydantic's JSON parser accepts those non-JSON tokens and PostgreSQL's jsonb does not.
+    for name in FREE_FORM_FIELDS.get(parsed.kind, ()):
+        where = _non_finite(getattr(payload, name), name)
+        if where is not None:
+            raise WireError("schema", f"{where}: number is not finite")
     for field, expected in (("school", parsed.school), ("device", parsed.device)):
         claimed = getattr(payload, field)
         if claimed is not None and claimed != expected:

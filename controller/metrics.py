@@ -40,6 +40,10 @@ class IngestMetrics:
         self.registered = Counter(
             "classfleet_ingest_devices_registered", "Unknown devices registered as unassigned.", registry=registry
         )
+        self.dropped = Counter(
+            "classfleet_ingest_dropped", "Messages neither storable nor dead-letterable (should stay 0).",
+            registry=registry,
+        )
         self.commit_failures = Counter(
             "classfleet_ingest_commit_failures", "Batch commits that failed and were retried.", registry=registry
         )
@@ -55,7 +59,7 @@ class IngestMetrics:
         )
         # Pre-create the label values users alert on, so rates start at 0 rather than absent.
         for reason in ("invalid_json", "schema", "oversized", "invalid_utf8", "identity_mismatch",
-                       "unknown_school", "bad_topic", "unsupported_version"):
+                       "unknown_school", "bad_topic", "unsupported_version", "store_rejected"):
             self.rejected.labels(reason)
 
     def bind_queue_depth(self, fn: Callable[[], int]) -> None:

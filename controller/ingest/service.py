@@ -24,14 +24,19 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
+from sqlalchemy import exc as sa_exc
 
 from classfleet_wire import MessageKind, WireError, decode
-from classfleet_wire.topics import TOPIC_ROOT, SHARED_GROUP
+from classfleet_wire.topics import SHARED_GROUP, TOPIC_ROOT
 
 from ..metrics import IngestMetrics
 from ..store.writer import Accepted, BatchOutcome, BatchWriter, Rejected
 
 log = logging.getLogger(__name__)
+
+# Errors that say the store is away rather than that it refuses the data: retry, never ack.
+TRANSIENT_ERRORS = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError,
+                    sa_exc.TimeoutError)
 
 # The controller reads what agents send; it never reads back the commands it publishes.
 INGEST_SUFFIXES = (MessageKind.STATUS, MessageKind.HEARTBEAT, MessageKind.INVENTORY, MessageKind.EVENT,
@@ -186,34 +191,58 @@ class IngestService:
 
     def _commit_with_retry(self, batch: list[_Inbound]) -> None:
         accepted, rejected = self._validate(batch)
+        outcome = self._store(accepted, rejected)
+        if outcome is None:
+            return  # shutting down while the store is away: the broker keeps them unacknowledged
+        self._metrics.record(outcome)
+        for item in batch:
+            if item.qos > 0 and item.generation == self._generation:
+                self._client.ack(item.mid, item.qos)
+        lag = (dt.datetime.now(dt.UTC) - batch[0].received_at).total_seconds()
+        self._metrics.ingest_lag_seconds.set(lag)
+        if self._on_batch is not None:
+            self._on_batch(outcome)
+
+    def _store(self, accepted: list[Accepted], rejected: list[Rejected]) -> BatchOutcome | None:
+        """Commit, retrying while the store is unreachable; a batch the store refuses is bisected."""
         delay, failing = 0.5, False
         while True:
             started = time.perf_counter()
             try:
                 outcome = self._writer.write(accepted, rejected)
-            except Exception as exc:  # database down or locked: keep the batch, never ack, retry
+            except TRANSIENT_ERRORS as exc:  # database down, locked or full: never ack, retry
                 if not failing:
-                    log.error("cannot commit batch of %d messages (%s); retrying", len(batch), exc)
+                    log.error("cannot commit a batch of %d messages (%s); retrying", len(accepted) + len(rejected),
+                              type(exc).__name__)
                     failing = True
                 self._metrics.commit_failures.inc()
                 if self._stopping.is_set() and delay > 4:
-                    return  # shutting down: the broker keeps them unacknowledged
+                    return None
                 time.sleep(delay)
                 delay = min(delay * 2, 10.0)
                 continue
+            except Exception as exc:  # the store refuses something in this batch: find it
+                return self._isolate(accepted, rejected, exc)
             if failing:
-                log.info("database back: batch committed")
+                log.info("store reachable again: batch committed")
             self._metrics.batch_commit_seconds.observe(time.perf_counter() - started)
-            break
-        self._metrics.record(outcome)
-        for item in batch:
-            if item.qos > 0 and item.generation == self._generation:
-                self._client.ack(item.mid, item.qos)
-        if batch:
-            lag = (dt.datetime.now(dt.UTC) - batch[0].received_at).total_seconds()
-            self._metrics.ingest_lag_seconds.set(lag)
-        if self._on_batch is not None:
-            self._on_batch(outcome)
+            return outcome
+
+    def _isolate(self, accepted: list[Accepted], rejected: list[Rejected], exc: Exception) -> BatchOutcome | None:
+        """Split a refused batch until the message the store refuses is alone; dead-letter that one."""
+        if len(accepted) + len(rejected) > 1:
+            half_a, half_r = (len(accepted) + 1) // 2, len(rejected) // 2
+            first = self._store(accepted[:half_a], rejected[:half_r])
+            second = self._store(accepted[half_a:], rejected[half_r:])
+            return None if first is None or second is None else first.merged(second)
+        reason = f"{type(exc).__name__}: {exc}"[:500]
+        if accepted:
+            item = accepted[0]
+            log.warning("store refused a message from %s/%s: %s", item.message.school, item.message.device, reason)
+            return self._store([], [Rejected(item.topic, "store_rejected", reason, item.raw, item.received_at)])
+        log.error("store refused a dead letter on %s (%s); dropping it", rejected[0].topic, reason)
+        self._metrics.dropped.inc()
+        return BatchOutcome()
 
     @staticmethod
     def _validate(batch: list[_Inbound]) -> tuple[list[Accepted], list[Rejected]]:
@@ -221,7 +250,7 @@ class IngestService:
         rejected: list[Rejected] = []
         for item in batch:
             try:
-                accepted.append(Accepted(decode(item.topic, item.payload), item.received_at))
+                accepted.append(Accepted(decode(item.topic, item.payload), item.received_at, item.payload))
             except WireError as exc:
                 log.debug("rejected %s: %s", item.topic, exc)
                 rejected.append(Rejected(item.topic, exc.reason, exc.detail, item.payload, item.received_at))

@@ -37,6 +37,13 @@ class Accepted:
 
     message: Message
     received_at: dt.datetime
+    raw: bytes = b""
+
+    @property
+    def topic(self) -> str:
+        """The topic it came on (rebuilt from its identity)."""
+        m = self.message
+        return f"classfleet/v1/{m.school}/{m.device}/{m.kind.value}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +65,17 @@ class BatchOutcome:
     duplicates: int = 0
     rejected: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     registered: int = 0
+
+    def merged(self, other: BatchOutcome) -> BatchOutcome:
+        """The sum of two outcomes (a batch committed in parts)."""
+        out = BatchOutcome(duplicates=self.duplicates + other.duplicates,
+                           registered=self.registered + other.registered)
+        for src in (self, other):
+            for k, n in src.applied.items():
+                out.applied[k] += n
+            for k, n in src.rejected.items():
+                out.rejected[k] += n
+        return out
 
 
 def insert_for(conn: Connection, table: Any) -> Any:
@@ -94,10 +112,8 @@ class BatchWriter:
                 if msg.school in known:
                     keep.append(item)
                 else:
-                    dead.append(Rejected(
-                        f"classfleet/v1/{msg.school}/{msg.device}/{msg.kind.value}", "unknown_school",
-                        f"school {msg.school!r} is not registered", msg.payload.to_json(), item.received_at,
-                    ))
+                    dead.append(Rejected(item.topic, "unknown_school", f"school {msg.school!r} is not registered",
+                                         item.raw or msg.payload.to_json(), item.received_at))
             ids = self._device_ids(conn, keep, outcome)
             new_keys = self._insert_history(conn, keep, ids)
             fresh: list[Accepted] = []
@@ -116,10 +132,8 @@ class BatchWriter:
                 conn.execute(insert_for(conn, DeadLetter), [_dead_row(r) for r in dead])
         for item in keep:
             outcome.applied[item.message.kind.value] += 1
-        outcome.applied = dict(outcome.applied)
         for r in dead:
             outcome.rejected[r.reason] += 1
-        outcome.rejected = dict(outcome.rejected)
         return outcome
 
     def _known_schools(self, conn: Connection, wanted: set[str]) -> set[str]:

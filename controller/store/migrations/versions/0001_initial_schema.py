@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-
 from sqlalchemy.dialects import postgresql
 
 revision = '0001'
@@ -19,7 +18,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    
+
     op.create_table('audit_log',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('at', sa.DateTime(timezone=True), nullable=False),
@@ -198,11 +197,11 @@ def upgrade() -> None:
         batch_op.create_index('ix_observations_device_ts', ['device_id', 'ts'], unique=False)
         batch_op.create_index(batch_op.f('ix_observations_received_at'), ['received_at'], unique=False)
 
-    
+
 
 
 def downgrade() -> None:
-    
+
     with op.batch_alter_table('observations', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_observations_received_at'))
         batch_op.drop_index('ix_observations_device_ts')
@@ -248,4 +247,4 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_audit_log_at'))
 
     op.drop_table('audit_log')
-    
+
