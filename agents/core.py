@@ -229,9 +229,18 @@ class Agent:
     def run(self, stop: threading.Event) -> None:
         """Run until ``stop`` is set."""
         self.start()
+        failing = False
         try:
             while not stop.is_set():
-                self.tick()
+                try:
+                    self.tick()
+                    if failing:
+                        log.info("agent loop recovered")
+                    failing = False
+                except Exception:  # a bad reading or a full disk must not end the agent
+                    if not failing:
+                        log.exception("agent loop step failed; continuing")
+                    failing = True
                 stop.wait(min(1.0, self.config.heartbeat_interval_s))
         finally:
             self.stop()

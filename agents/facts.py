@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import platform
 import random
 import socket
@@ -55,7 +56,8 @@ class PsutilFacts:
         sensors = getattr(ps, "sensors_temperatures", None)
         if sensors is not None:
             try:
-                readings = [t.current for entries in sensors().values() for t in entries if t.current]
+                readings = [t.current for entries in sensors().values() for t in entries
+                            if t.current and math.isfinite(t.current) and -50 <= t.current <= 150]
                 temp = max(readings) if readings else None
             except (OSError, RuntimeError):
                 temp = None

@@ -82,7 +82,8 @@ def controller(host: HostOpt = None, port: PortOpt = None, mqtt_port: MqttPortOp
         raise typer.Exit(1) from None
 
     def banner() -> None:
-        console.print(f"classfleet controller: API http://{settings.host}:{settings.port}/api/v1  "
+        console.print(f"classfleet controller: console http://{settings.host}:{settings.port}/console, "
+                      f"API http://{settings.host}:{settings.port}/api/v1  "
                       f"(docs /docs, metrics /metrics); data in {settings.data_dir}")
 
     try:
@@ -121,6 +122,7 @@ def demo(host: HostOpt = None, port: PortOpt = None, mqtt_port: MqttPortOpt = No
         base = f"http://{settings.host}:{settings.port}"
         console.print(f"\n[bold green]classfleet demo[/bold green]: {len(devices)} simulated agents in "
                       f"{schools} schools, broker mqtt://127.0.0.1:{ctl.broker.port}")  # type: ignore[union-attr]
+        console.print(f"  console: {base}/console   (English: {base}/console?lang=en)")
         console.print(f"  devices: {base}/api/v1/devices?limit=500")
         console.print(f"  API docs: {base}/docs    metrics: {base}/metrics")
         console.print(f"  data: {settings.data_dir}    stop with Ctrl+C\n")

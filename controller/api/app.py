@@ -14,6 +14,7 @@ from sqlalchemy import Engine, text
 
 from .. import __version__
 from ..config import Settings
+from ..console.views import router as console_router
 from ..store.db import session_factory
 from .routes import router
 from .schemas import Health
@@ -37,10 +38,11 @@ def create_app(
     app.state.sessions = session_factory(engine)
     app.state.clock = clock or (lambda: dt.datetime.now(dt.UTC))
     app.include_router(router)
+    app.include_router(console_router)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:
-        return RedirectResponse("/docs")
+        return RedirectResponse("/console")
 
     @app.get("/healthz", response_model=Health, tags=["ops"])
     def healthz() -> Health:

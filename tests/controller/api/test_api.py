@@ -104,3 +104,14 @@ def test_metrics_token_and_probes(seeded):
     ready = client.get("/readyz").json()
     assert ready == {"status": "ok", "checks": {"store": "ok", "mqtt": "ok"}}
     assert client.get("/openapi.json").json()["info"]["title"] == "classfleet"
+
+
+def test_console_overview_in_vietnamese_and_english(seeded):
+    client = _client(*seeded)
+    vi = client.get("/console")
+    assert vi.status_code == 200 and "Tổng quan thiết bị" in vi.text
+    assert "THCS A" in vi.text and "Ổ đĩa sắp đầy" in vi.text  # the degraded device with its fault
+    en = client.get("/console", params={"lang": "en"})
+    assert "Fleet overview" in en.text and "Disk space low" in en.text
+    assert client.get("/", follow_redirects=False).headers["location"] == "/console"
+    assert client.get("/console", params={"lang": "fr"}).status_code == 422

@@ -1,0 +1,1 @@
+"""Server-rendered web console (Vietnamese first, English too)."""

@@ -1,0 +1,58 @@
+"""The console's overview page: per-school health counts and the devices that need attention."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import select
+
+from classfleet_wire import lookup
+
+from ..api.deps import NowDep, SessionDep, SettingsDep
+from ..store import queries
+from ..store.models import HEALTH_STATES, Incident, Room, School
+from .i18n import translator
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+PROBLEMS = ("faulty", "offline", "unreachable_upstream", "degraded")
+MAX_PROBLEMS = 500
+
+
+@router.get("/console", response_class=HTMLResponse)
+def overview(request: Request, session: SessionDep, settings: SettingsDep, now: NowDep,
+             lang: Annotated[str, Query(pattern="^(vi|en)$")] = "vi",
+             school: Annotated[str | None, Query(max_length=64)] = None) -> Any:
+    """Schools with their devices by health, then the devices with problems (worst first)."""
+    rows = queries.list_devices(session, now, settings.offline_after_s, queries.DeviceFilter(), 100_000, 0).items
+    counts: dict[str, dict[str, int]] = defaultdict(dict)
+    problems = []
+    for device, state, health in rows:
+        counts[device.school_id][health] = counts[device.school_id].get(health, 0) + 1
+        if health in PROBLEMS and (school is None or device.school_id == school):
+            problems.append((device, state, health))
+    problems.sort(key=lambda r: (PROBLEMS.index(r[2]), r[0].school_id, r[0].uid))
+    problems = problems[:MAX_PROBLEMS]
+    ids = [d.id for d, _, _ in problems]
+    faults: dict[int, list[str]] = defaultdict(list)
+    rooms: dict[int, str] = {}
+    if ids:
+        for device_id, code in session.execute(
+            select(Incident.device_id, Incident.code).where(Incident.device_id.in_(ids), Incident.state != "resolved")
+        ):
+            faults[device_id].append(lookup(code).text(lang))
+        rooms = dict(session.execute(select(Room.id, Room.name)).all())
+    schools = session.scalars(select(School).order_by(School.id)).all()
+    context = {
+        "lang": lang, "t": translator(lang), "healths": HEALTH_STATES, "selected": school,
+        "summary": [(s, counts.get(s.id, {})) for s in schools],
+        "problems": [{"id": d.id, "school": d.school_id, "uid": d.uid, "kind": d.kind, "health": h,
+                      "room": rooms.get(d.room_id) if d.room_id else None, "faults": faults.get(d.id, []),
+                      "last_seen": st.last_seen if st else None} for d, st, h in problems],
+    }
+    return templates.TemplateResponse(request, "overview.html", context)
