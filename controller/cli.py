@@ -7,13 +7,16 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from .broker import BrokerError, free_port, port_is_free
 from .config import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from .runtime import Controller
 
 app = typer.Typer(help="classfleet: smart-classroom device fleet manager.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -65,13 +68,10 @@ def _given(flag: object, env: str) -> bool:
     return flag is not None or env in os.environ
 
 
-@app.command()
-def controller(host: HostOpt = None, port: PortOpt = None, mqtt_port: MqttPortOpt = None,
-               data_dir: DataDirOpt = None) -> None:
-    """Run the controller: API, MQTT ingest and (without CLASSFLEET_MQTT_URL) a private Mosquitto."""
-    from .runtime import Controller, serve
+def _start(settings: Settings, port: int | None, mqtt_port: int | None) -> Controller:
+    """Settle the ports, then start the controller's parts; a broker problem ends with its message."""
+    from .runtime import Controller
 
-    settings = _settings(host=host, port=port, mqtt_port=mqtt_port, data_dir=data_dir)
     settings = _pick_ports(settings, _given(port, "CLASSFLEET_PORT"), _given(mqtt_port, "CLASSFLEET_MQTT_PORT"))
     _logging(settings.log_level)
     ctl = Controller(settings)
@@ -80,6 +80,17 @@ def controller(host: HostOpt = None, port: PortOpt = None, mqtt_port: MqttPortOp
     except BrokerError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
+    return ctl
+
+
+@app.command()
+def controller(host: HostOpt = None, port: PortOpt = None, mqtt_port: MqttPortOpt = None,
+               data_dir: DataDirOpt = None) -> None:
+    """Run the controller: API, MQTT ingest and (without CLASSFLEET_MQTT_URL) a private Mosquitto."""
+    from .runtime import serve
+
+    ctl = _start(_settings(host=host, port=port, mqtt_port=mqtt_port, data_dir=data_dir), port, mqtt_port)
+    settings = ctl.settings
 
     def banner() -> None:
         console.print(f"classfleet controller: console http://{settings.host}:{settings.port}/console, "
@@ -100,19 +111,12 @@ def demo(host: HostOpt = None, port: PortOpt = None, mqtt_port: MqttPortOpt = No
          heartbeat: Annotated[float, typer.Option(min=1, help="seconds between heartbeats")] = 10.0) -> None:
     """Run the controller with its private broker and a simulated fleet of real agents."""
     from .demo import SimulatedFleet, seed_fleet
-    from .runtime import Controller, serve
+    from .runtime import serve
 
     data_dir = data_dir or Path(tempfile.mkdtemp(prefix="classfleet-demo-"))
-    settings = _settings(host=host, port=port, mqtt_port=mqtt_port, data_dir=data_dir,
-                         offline_after_s=max(3.5 * heartbeat, 15.0), mqtt_url="")
-    settings = _pick_ports(settings, _given(port, "CLASSFLEET_PORT"), _given(mqtt_port, "CLASSFLEET_MQTT_PORT"))
-    _logging(settings.log_level)
-    ctl = Controller(settings)
-    try:
-        ctl.start()
-    except BrokerError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from None
+    ctl = _start(_settings(host=host, port=port, mqtt_port=mqtt_port, data_dir=data_dir,
+                           offline_after_s=max(3.5 * heartbeat, 15.0), mqtt_url=""), port, mqtt_port)
+    settings = ctl.settings
     assert ctl.engine is not None and ctl.broker is not None
     devices = seed_fleet(ctl.engine, schools=schools, rooms_per_school=rooms, agents=agents)
     fleet = SimulatedFleet(devices, "127.0.0.1", ctl.broker.port, heartbeat_interval_s=heartbeat)

@@ -5,11 +5,14 @@ Each part is built here from the settings and handed to the parts that need it (
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
+import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
+import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
@@ -99,14 +102,24 @@ class Controller:
 
 def serve(settings: Settings, controller: Controller, banner: Callable[[], None] | None = None) -> None:
     """Run the API server in this thread until SIGINT/SIGTERM; the controller must be started."""
-    import uvicorn
-
     config = uvicorn.Config(controller.app(), host=settings.host, port=settings.port,
                             log_level=settings.log_level.lower(), access_log=False, lifespan="off")
-    server = uvicorn.Server(config)
+    server = _Server(config)
+    # uvicorn re-raises SIGTERM after its own shutdown, which would kill us before the broker
+    # and the ingest queue are stopped; we take the signals and let serve() return instead.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: setattr(server, "should_exit", True))
     if banner is not None:
         threading.Thread(target=_after_start, args=(server, banner), daemon=True).start()
     server.run()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server without its signal capture (the caller owns the signals)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 def _after_start(server: object, banner: Callable[[], None]) -> None:
