@@ -141,6 +141,13 @@ class Device(Base):
     watched_by: Mapped[str] = mapped_column(String(16), default="mqtt")
     lifecycle: Mapped[str] = mapped_column(String(16), default="active")
     is_school_uplink: Mapped[bool] = mapped_column(Boolean, default=False)
+    # How a poller reaches it: a poll profile (e.g. an SNMP module name) and where its
+    # credentials come from (an environment variable name or a secret reference, never the secret).
+    poll_profile: Mapped[str | None] = mapped_column(String(64))
+    credential_ref: Mapped[str | None] = mapped_column(String(128))
+    # A camera recorded by an NVR, a port's switch: the device this one hangs off.
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id", ondelete="SET NULL"), index=True)
+    firmware: Mapped[str | None] = mapped_column(String(120))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     school: Mapped[School] = relationship()
     room: Mapped[Room | None] = relationship()
@@ -173,6 +180,22 @@ class DeviceState(Base):
     temp_c: Mapped[float | None] = mapped_column(Float)
     clock_skew_s: Mapped[float | None] = mapped_column(Float)
     inventory_hash: Mapped[str | None] = mapped_column(String(128))
+
+
+class DeviceComponent(Base):
+    """A part of a device with its own status: a switch port, an NVR channel, a projector lamp."""
+
+    __tablename__ = "device_components"
+    __table_args__ = (UniqueConstraint("device_id", "kind", "index"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # port | channel | lamp | battery | ...
+    index: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))  # up | down | ok | faulty | unknown ...
+    data: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    changed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
 
 class Observation(Base):
