@@ -14,6 +14,8 @@ from rich.console import Console
 
 from .broker import BrokerError, free_port, port_is_free
 from .config import ConfigError, Settings, load_settings
+from .pollers.onvif import cli as onvif_cli
+from .pollers.snmp import cli as snmp_cli
 
 if TYPE_CHECKING:
     from .runtime import Controller
@@ -22,6 +24,8 @@ app = typer.Typer(help="classfleet: smart-classroom device fleet manager.", no_a
                   pretty_exceptions_enable=False)
 db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(snmp_cli.app, name="snmp")
+app.add_typer(onvif_cli.app, name="onvif")
 console = Console(stderr=True)
 
 HostOpt = Annotated[str | None, typer.Option(help="API bind address [default: 127.0.0.1]")]
