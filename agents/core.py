@@ -3,18 +3,26 @@
 All agent state changes on one thread (the one calling ``tick``); paho's callbacks only put
 notes on a queue. That keeps the paho thread unblocked and makes the agent easy to drive many
 times over from one scheduler thread (the demo runs 200 of them that way).
+
+Publishing is windowed: every message is spooled first, and ``_pump`` sends the oldest unsent
+rows while fewer than ``inflight_window`` are unacknowledged (paho's own unbounded queue was
+seen to stall under a burst). A row created before the current connection came up is sent
+marked ``replayed``: it fills history but does not move the device's ``last_seen``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import queue
+import random
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -37,50 +45,34 @@ from classfleet_wire import (
 from classfleet_wire.models import MAX_PAYLOAD_BYTES
 
 from . import __version__
-from .detectors import Detectors
+from .config import AgentConfig, AgentConfigError, load_config
+from .detectors import Detectors, build_rules
 from .facts import FactSource, inventory_hash
 from .spool import Spool, next_session
 
 log = logging.getLogger(__name__)
 
 CommandHandler = Callable[["Agent", dict[str, Any]], str]
-
-
-@dataclass
-class AgentConfig:
-    """What one agent needs to know; built by the CLI from flags or a TOML file."""
-
-    school: str
-    device: str
-    host: str = "127.0.0.1"
-    port: int = 1883
-    username: str | None = None
-    password: str | None = None
-    tls_ca: str | None = None
-    profile: str = "pc"
-    state_dir: Path | None = None  # None: in-memory spool and session (simulations only)
-    heartbeat_interval_s: float = 60.0
-    inventory_check_interval_s: float = 3600.0
-    session_expiry_s: int = 7 * 24 * 3600
-    allow_power_commands: bool = False
-    handlers: dict[str, CommandHandler] = field(default_factory=dict)
+UNSUPPORTED_PROTOCOL = 0x84  # MQTT 5 CONNACK: the broker speaks an older protocol
 
 
 @dataclass(frozen=True, slots=True)
 class _Note:
-    what: str  # connected | disconnected | puback | command
+    what: str  # connected | refused | disconnected | puback | command
     value: Any = None
 
 
 class Agent:
     """One device's agent. ``start`` connects; call ``tick`` regularly (``run`` does it for you)."""
 
-    def __init__(self, config: AgentConfig, facts: FactSource, *, initial_session: int | None = None) -> None:
+    def __init__(self, config: AgentConfig, facts: FactSource, *, initial_session: int | None = None,
+                 handlers: dict[str, CommandHandler] | None = None) -> None:
         self.config = config
         self.facts = facts
         if config.state_dir is not None:
             config.state_dir.mkdir(parents=True, exist_ok=True)
-        self.spool = Spool(config.state_dir / "spool.db" if config.state_dir else ":memory:")
+        self.spool = Spool(config.state_dir / "spool.db" if config.state_dir else ":memory:",
+                           max_rows=config.spool_max_rows, max_age_s=config.spool_max_age_s)
         if initial_session is not None:
             self.session = initial_session
         elif config.state_dir is not None:
@@ -88,11 +80,15 @@ class Agent:
         else:
             self.session = 1
         self.seq = 0
-        self.detectors = Detectors()
-        self.handlers: dict[str, CommandHandler] = {**DEFAULT_HANDLERS, **config.handlers}
+        self.detectors = Detectors(build_rules(config.thresholds, config.profile, config.services))
+        self.handlers: dict[str, CommandHandler] = {**DEFAULT_HANDLERS, **(handlers or {})}
+        self.restart_requested = threading.Event()
         self._notes: queue.SimpleQueue[_Note] = queue.SimpleQueue()
+        self._protocol = MQTTProtocolVersion.MQTTv5
         self._connected = False
+        self._connected_since = 0.0
         self._inflight: dict[int, int] = {}  # paho mid -> spool id
+        self._sent_up_to = 0  # highest spool id handed to paho on this connection
         self._scheduled: list[Command] = []
         self._next_heartbeat = 0.0
         self._next_inventory_check = 0.0
@@ -106,18 +102,23 @@ class Agent:
 
     def _make_client(self) -> mqtt.Client:
         cfg = self.config
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"cf-{cfg.school}-{cfg.device}"[:64],
-                             protocol=MQTTProtocolVersion.MQTTv5)
+        client_id = f"cf-{cfg.school}-{cfg.device}"[:64]
+        if self._protocol == MQTTProtocolVersion.MQTTv5:
+            client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=self._protocol)
+        else:
+            client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=self._protocol,
+                                 clean_session=False)
         if cfg.username:
             client.username_pw_set(cfg.username, cfg.password)
         if cfg.tls_ca:
             client.tls_set(ca_certs=cfg.tls_ca, cert_reqs=ssl.CERT_REQUIRED)
         will = Status(state="offline", session=self.session).to_json()
         client.will_set(self._topic(MessageKind.STATUS), will, qos=1, retain=True)
-        client.reconnect_delay_set(min_delay=1, max_delay=60)
-        client.max_queued_messages_set(0)
+        # Jitter the backoff per machine, so a school's PCs do not reconnect in lockstep after an outage.
+        client.reconnect_delay_set(min_delay=random.randint(1, 3), max_delay=random.randint(45, 90))
+        client.max_inflight_messages_set(self.config.inflight_window)
         client.on_connect = lambda c, u, f, rc, p: self._notes.put(
-            _Note("connected") if not rc.is_failure else _Note("refused", str(rc)))
+            _Note("connected") if not rc.is_failure else _Note("refused", rc))
         client.on_disconnect = lambda c, u, f, rc, p: self._notes.put(_Note("disconnected", str(rc)))
         client.on_publish = lambda c, u, mid, rc, p: self._notes.put(_Note("puback", mid))
         client.on_message = lambda c, u, msg: self._notes.put(_Note("command", (msg.topic, msg.payload)))
@@ -125,10 +126,13 @@ class Agent:
 
     def start(self) -> None:
         """Connect in the background (paho retries until the broker is there)."""
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = self.config.session_expiry_s
-        self._client.connect_async(self.config.host, self.config.port, keepalive=30, clean_start=False,
-                                   properties=props)
+        if self._protocol == MQTTProtocolVersion.MQTTv5:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = self.config.session_expiry_s
+            self._client.connect_async(self.config.host, self.config.port, keepalive=30, clean_start=False,
+                                       properties=props)
+        else:
+            self._client.connect_async(self.config.host, self.config.port, keepalive=30)
         self._client.loop_start()
 
     def stop(self, graceful: bool = True) -> None:
@@ -152,44 +156,46 @@ class Agent:
         return self.seq
 
     def _send(self, kind: MessageKind, payload: dict[str, Any]) -> None:
-        """Spool, then publish if connected; the spool row goes when the broker acknowledges."""
-        topic = self._topic(kind)
-        row_id = self.spool.add(topic, payload)
-        if self._connected:
-            self._publish_row(row_id, topic, payload)
+        """Spool, then send what the window allows; the row goes when the broker acknowledges."""
+        self.spool.add(self._topic(kind), kind.value, payload)
+        self._pump()
 
-    def _publish_row(self, row_id: int, topic: str, payload: dict[str, Any]) -> None:
-        data = _encode(topic, payload)
-        info = self._client.publish(topic, data, qos=1)
-        if info.rc == mqtt.MQTT_ERR_SUCCESS or info.rc == mqtt.MQTT_ERR_NO_CONN:
-            self._inflight[info.mid] = row_id
-            self.published += 1
-
-    def _flush_spool(self) -> None:
-        """Send what waited while the broker was away, marked replayed."""
-        inflight_ids = set(self._inflight.values())
-        after = 0
-        while True:
-            rows = self.spool.pending(limit=500, after_id=after)
+    def _pump(self) -> None:
+        """Hand the oldest unsent rows to paho while the in-flight window has room."""
+        if not self._connected:
+            return
+        room = self.config.inflight_window - len(self._inflight)
+        while room > 0:
+            rows = self.spool.pending(limit=min(room, 500), after_id=self._sent_up_to)
             if not rows:
                 return
             for row in rows:
-                after = row.id
-                if row.id in inflight_ids:
-                    continue  # paho resends these itself on a resumed session
-                payload = dict(row.payload)
-                if "replayed" in payload:
-                    payload["replayed"] = True
-                self._publish_row(row.id, row.topic, payload)
+                payload = row.payload
+                if "replayed" in payload and row.created_at < self._connected_since:
+                    payload = {**payload, "replayed": True}
+                info = self._client.publish(row.topic, _encode(row.topic, payload), qos=1)
+                self._sent_up_to = row.id
+                if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+                    log.warning("publish failed (%s); will retry after reconnect", info.rc)
+                    return
+                self._inflight[info.mid] = row.id
+                self.published += 1
+                room -= 1
+
+    def collect_facts(self) -> dict[str, Any]:
+        """Heartbeat figures plus the live facts the detectors need."""
+        figures = self.facts.heartbeat()
+        return {**figures, **self.facts.live_facts(self.config.services)}
 
     def send_heartbeat(self) -> dict[str, Any]:
         """Collect figures, publish a heartbeat, and publish any fault transitions they cause."""
-        figures = self.facts.heartbeat()
-        payload = Heartbeat(session=self.session, seq=self._next_seq(), ts=time.time(), **figures)
+        facts = self.collect_facts()
+        wire = {k: facts[k] for k in ("uptime_s", "cpu_pct", "mem_pct", "disk", "temp_c") if k in facts}
+        payload = Heartbeat(session=self.session, seq=self._next_seq(), ts=time.time(), **wire)
         self._send(MessageKind.HEARTBEAT, payload.model_dump(mode="json", exclude_none=True))
-        for change in self.detectors.check(figures):
+        for change in self.detectors.check(facts):
             self.send_event(change.code, change.severity, change.state, change.detail)
-        return figures
+        return facts
 
     def send_event(self, code: str, severity: str, state: str, detail: dict[str, Any] | None = None) -> None:
         """Publish one fault raise or clear."""
@@ -213,6 +219,23 @@ class Agent:
                          session=self.session, seq=self._next_seq())
         self._send(MessageKind.CMD_ACK, ack.model_dump(mode="json", exclude_none=True))
 
+    def reload_config(self) -> str:
+        """Re-read thresholds and watched services from the config file (SIGHUP, ``run_check``)."""
+        path = self.config.config_path
+        if path is None:
+            return "no config file to reload"
+        try:
+            fresh = load_config(path)
+        except AgentConfigError as exc:
+            log.error("config not reloaded: %s", exc)
+            return f"config not reloaded: {exc}"
+        self.config = self.config.model_copy(update={"thresholds": fresh.thresholds, "services": fresh.services})
+        for change in self.detectors.replace_rules(build_rules(fresh.thresholds, self.config.profile,
+                                                               fresh.services)):
+            self.send_event(change.code, change.severity, change.state, change.detail)
+        log.info("config reloaded from %s", path)
+        return "config reloaded"
+
     # ---- the loop ---------------------------------------------------------------------------
     def tick(self, now: float | None = None) -> None:
         """Handle what paho reported, run due commands, and send what is due."""
@@ -225,14 +248,18 @@ class Agent:
         if now >= self._next_inventory_check:
             self._next_inventory_check = now + self.config.inventory_check_interval_s
             self.send_inventory()
+        self._pump()
 
-    def run(self, stop: threading.Event) -> None:
-        """Run until ``stop`` is set."""
+    def run(self, stop: threading.Event, reload: threading.Event | None = None) -> None:
+        """Run until ``stop`` (or a ``restart_agent`` command) is set; ``reload`` re-reads the config."""
         self.start()
         failing = False
         try:
-            while not stop.is_set():
+            while not stop.is_set() and not self.restart_requested.is_set():
                 try:
+                    if reload is not None and reload.is_set():
+                        reload.clear()
+                        self.reload_config()
                     self.tick()
                     if failing:
                         log.info("agent loop recovered")
@@ -241,7 +268,12 @@ class Agent:
                     if not failing:
                         log.exception("agent loop step failed; continuing")
                     failing = True
-                stop.wait(min(1.0, self.config.heartbeat_interval_s))
+                stop.wait(min(0.5, self.config.heartbeat_interval_s))
+            self._drain_notes(time.time())  # send the last acks (e.g. restart_agent's 'done')
+            deadline = time.monotonic() + 3
+            while self._inflight and time.monotonic() < deadline:
+                time.sleep(0.05)
+                self._drain_notes(time.time())
         finally:
             self.stop()
 
@@ -262,20 +294,35 @@ class Agent:
                     log.warning("%s/%s: broker connection lost (%s); spooling", self.config.school,
                                 self.config.device, note.value)
                 self._connected = False
+                self._inflight.clear()  # what paho had in flight is still in the spool: resent in order
+                self._sent_up_to = 0
             elif note.what == "refused":
-                log.error("broker refused %s/%s: %s", self.config.school, self.config.device, note.value)
+                self._on_refused(note.value)
             elif note.what == "command":
                 self._on_command(*note.value, now=now)
 
+    def _on_refused(self, reason: Any) -> None:
+        if getattr(reason, "value", None) == UNSUPPORTED_PROTOCOL and self._protocol == MQTTProtocolVersion.MQTTv5:
+            log.warning("broker does not speak MQTT 5; falling back to MQTT 3.1.1")
+            self._client.loop_stop()
+            self._protocol = MQTTProtocolVersion.MQTTv311
+            self._client = self._make_client()
+            self.start()
+            return
+        log.error("broker refused %s/%s: %s", self.config.school, self.config.device, reason)
+
     def _on_connected(self) -> None:
         self._connected = True
+        self._connected_since = time.time()
+        self._inflight.clear()
+        self._sent_up_to = 0
         online = Status(state="online", session=self.session, ts=time.time(), agent=__version__,
-                        profile=self.config.profile)  # type: ignore[arg-type]
+                        profile=self.config.profile)
         self._client.publish(self._topic(MessageKind.STATUS), online.to_json(), qos=1, retain=True)
         self._client.subscribe(self._topic(MessageKind.CMD), qos=1)
-        self._flush_spool()
         self._sent_inventory_hash = None  # full state on every (re)connect
         self._next_inventory_check = 0.0
+        self._pump()
 
     # ---- commands ---------------------------------------------------------------------------
     def _on_command(self, topic: str, raw: bytes, now: float) -> None:
@@ -285,11 +332,12 @@ class Agent:
             log.warning("rejected command on %s: %s", topic, exc)
             command_id = _salvage_id(raw)
             if command_id:
-                self._ack(command_id, "rejected", exc.reason)
+                self._ack(command_id, "rejected", f"{exc.reason}: {exc.detail}"[:500])
             return
         assert isinstance(command, Command)
         if not self.spool.mark_command(command.id, now):
-            return  # redelivered: handled already
+            log.info("command %s delivered again; it ran already", command.id)
+            return
         if command.is_expired(now):
             self._ack(command.id, "rejected", "expired")
             return
@@ -319,8 +367,6 @@ class Agent:
 
 
 def _encode(topic: str, payload: dict[str, Any]) -> bytes:
-    import json
-
     data = json.dumps(payload, separators=(",", ":")).encode()
     if len(data) > MAX_PAYLOAD_BYTES:
         raise WireError("oversized", f"{topic}: {len(data)} bytes")
@@ -328,8 +374,6 @@ def _encode(topic: str, payload: dict[str, Any]) -> bytes:
 
 
 def _salvage_id(raw: bytes) -> str | None:
-    import json
-
     try:
         value = json.loads(raw).get("id")
     except Exception:
@@ -343,32 +387,36 @@ def _collect_inventory(agent: Agent, _args: dict[str, Any]) -> str:
 
 
 def _run_check(agent: Agent, _args: dict[str, Any]) -> str:
+    reloaded = agent.reload_config()
     agent.send_heartbeat()
-    return f"checked; active faults: {sorted(agent.detectors.active) or 'none'}"
+    return f"{reloaded}; active faults: {', '.join(sorted(agent.detectors.active)) or 'none'}"
 
 
 def _message(agent: Agent, args: dict[str, Any]) -> str:
-    text = str(args.get("text", ""))[:500]
-    log.warning("message from the IT office for %s: %s", agent.config.device, text)
-    return "shown"
+    text = str(args.get("text", "")).strip()[:500]
+    if not text:
+        raise ValueError("message needs a non-empty 'text'")
+    return agent.facts.notify(text, agent.config.dry_run)
 
 
 def _power(action: str) -> CommandHandler:
     def handler(agent: Agent, args: dict[str, Any]) -> str:
         if not agent.config.allow_power_commands:
             raise PermissionError("power commands are disabled in this agent's configuration")
-        import platform
-        import subprocess
-
         delay = int(args.get("delay_s", 60))
-        if platform.system() == "Windows":
-            argv = ["shutdown", "/r" if action == "reboot" else "/s", "/t", str(delay)]
-        else:
-            argv = ["shutdown", "-r" if action == "reboot" else "-h", f"+{max(1, delay // 60)}"]
-        subprocess.run(argv, check=True, timeout=30)  # noqa: S603 - fixed argv
-        return f"{action} in {delay}s"
+        if not 0 <= delay <= 86400:
+            raise ValueError("delay_s must be between 0 and 86400")
+        notice = args.get("notice")
+        return agent.facts.power(action, delay, str(notice)[:200] if notice else None, agent.config.dry_run)
 
     return handler
+
+
+def _restart_agent(agent: Agent, _args: dict[str, Any]) -> str:
+    if agent.config.dry_run:
+        return "dry run: agent restart"
+    agent.restart_requested.set()  # run() returns; the service manager (systemd, WinSW) starts it again
+    return "restarting"
 
 
 DEFAULT_HANDLERS: dict[str, CommandHandler] = {
@@ -377,4 +425,10 @@ DEFAULT_HANDLERS: dict[str, CommandHandler] = {
     "message": _message,
     "reboot": _power("reboot"),
     "shutdown": _power("shutdown"),
+    "restart_agent": _restart_agent,
 }
+
+
+def exec_self() -> None:
+    """Replace this process with a fresh agent (used when no service manager restarts us)."""
+    os.execv(sys.executable, [sys.executable, *sys.argv])

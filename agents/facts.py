@@ -17,14 +17,26 @@ from typing import Any, Protocol
 
 
 class FactSource(Protocol):
-    """Collects one machine's live figures and inventory."""
+    """One machine as the agent sees it: live figures, inventory, and the few actions it may take."""
 
     def heartbeat(self) -> dict[str, Any]:
         """uptime_s, cpu_pct, mem_pct, disk (list of mount/total_bytes/used_pct), temp_c."""
         ...
 
+    def live_facts(self, services: list[str]) -> dict[str, Any]:
+        """Detector inputs beyond the heartbeat: battery_health_pct, displays, touch, services."""
+        ...
+
     def inventory(self) -> dict[str, Any]:
         """{"hardware": {...}, "software": [...]}."""
+        ...
+
+    def power(self, action: str, delay_s: int, notice: str | None, dry_run: bool) -> str:
+        """Reboot or shut down after ``delay_s`` (dry run: only say what would run)."""
+        ...
+
+    def notify(self, text: str, dry_run: bool) -> str:
+        """Show a notice to the logged-in user (dry run: only say what would run)."""
         ...
 
 
@@ -69,6 +81,36 @@ class PsutilFacts:
             "temp_c": temp,
         }
 
+    def live_facts(self, services: list[str]) -> dict[str, Any]:
+        """Service states by process name; the platform layer adds displays, touch and battery."""
+        running = {p.info["name"] for p in self._psutil.process_iter(["name"])}
+        return {"services": {name: name in running for name in services}}
+
+    def power(self, action: str, delay_s: int, notice: str | None, dry_run: bool) -> str:
+        """Run the OS shutdown command (dry run: return the command line only)."""
+        import subprocess
+
+        if platform.system() == "Windows":
+            argv = ["shutdown", "/r" if action == "reboot" else "/s", "/t", str(delay_s)]
+        else:
+            argv = ["shutdown", "-r" if action == "reboot" else "-h", f"+{max(1, delay_s // 60)}"]
+        if notice:
+            argv.append(notice)
+        if dry_run:
+            return "dry run: " + " ".join(argv)
+        subprocess.run(argv, check=True, timeout=30)  # noqa: S603 - fixed argv
+        return f"{action} in {delay_s}s"
+
+    def notify(self, text: str, dry_run: bool) -> str:
+        """Broadcast a notice to logged-in users (``wall``; ``msg *`` on Windows)."""
+        import subprocess
+
+        argv = ["msg", "*", text] if platform.system() == "Windows" else ["wall", text]
+        if dry_run:
+            return "dry run: " + " ".join(argv)
+        subprocess.run(argv, check=False, timeout=30)  # noqa: S603 - fixed argv
+        return "notice shown"
+
     def inventory(self) -> dict[str, Any]:
         """Basic hardware facts (the agent issue extends this with DMI/WMI and software)."""
         ps = self._psutil
@@ -101,6 +143,7 @@ class SimulatedFacts:
         # A few machines have nearly full disks or run hot, so the demo shows faults that come and go.
         self._disk = self._rng.choice([self._rng.uniform(40, 70)] * 8 + [self._rng.uniform(86, 93)])
         self._hot = self._rng.random() < 0.08
+        self.actions: list[str] = []
 
     def heartbeat(self) -> dict[str, Any]:
         """A random walk around this machine's character."""
@@ -118,9 +161,22 @@ class SimulatedFacts:
             "temp_c": round(temp, 1),
         }
 
-    def reboot(self) -> None:
-        """Simulate a reboot: uptime restarts."""
-        self._boot = time.time()
+    def live_facts(self, services: list[str]) -> dict[str, Any]:
+        """Simulated machines have working displays and touch, and their services run."""
+        return {"displays": 1, "touch": 1 if self._profile == "smart_board" else None,
+                "services": {name: True for name in services}, "battery_health_pct": None}
+
+    def power(self, action: str, delay_s: int, notice: str | None, dry_run: bool) -> str:
+        """A simulated reboot restarts uptime; nothing else happens."""
+        self.actions.append(f"{action} in {delay_s}s")
+        if action == "reboot":
+            self._boot = time.time()
+        return f"simulated {action} in {delay_s}s"
+
+    def notify(self, text: str, dry_run: bool) -> str:
+        """Record the notice."""
+        self.actions.append(f"notice: {text}")
+        return "notice shown (simulated)"
 
     def inventory(self) -> dict[str, Any]:
         """Stable per-seed hardware facts."""

@@ -121,7 +121,7 @@ class Event(_Sequenced):
 
 
 CommandAction = Literal[
-    "reboot", "shutdown", "message", "collect_inventory", "run_check", "cancel_shutdown"
+    "reboot", "shutdown", "message", "collect_inventory", "run_check", "restart_agent"
 ]
 
 

@@ -202,7 +202,7 @@ def test_every_profile_is_accepted(profile: str) -> None:
 
 
 @pytest.mark.parametrize("action", ["reboot", "shutdown", "message", "collect_inventory", "run_check",
-                                    "cancel_shutdown"])
+                                    "restart_agent"])
 def test_every_allow_listed_action_is_accepted(action: str) -> None:
     payload = decode(topic(MessageKind.CMD), dumps(valid(MessageKind.CMD, action=action))).payload
     assert isinstance(payload, Command) and payload.action == action
