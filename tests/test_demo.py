@@ -39,16 +39,18 @@ def test_demo_brings_up_a_live_fleet(tmp_path):
             except httpx.HTTPError:
                 pass
             time.sleep(0.5)
-        assert body is not None and body["total"] >= 200, "no fleet within 30 s"
+        assert body is not None and body["total"] >= 200, f"no fleet within 30 s: {body and body['total']}"
         healths = {d["health"] for d in body["items"]}
         assert healths <= {"ok", "degraded", "faulty", "offline", "unknown"} and "ok" in healths
-        assert sum(d["health"] != "unknown" for d in body["items"]) >= 190, "agents not reporting within 30 s"
+        reporting = sum(d["health"] != "unknown" for d in body["items"])
+        assert reporting >= 190, f"only {reporting} agents reporting within 30 s"
         school = httpx.get(f"{base}/api/v1/devices", params={"school": "demo-school-1", "limit": 500}).json()
         assert school["total"] >= 100 and {d["school_id"] for d in school["items"]} == {"demo-school-1"}
         metrics = httpx.get(f"{base}/metrics").text
         up = [s for f in text_string_to_metric_families(metrics) if f.name == "classfleet_device_up"
               for s in f.samples]
-        assert len(up) >= 200 and sum(s.value for s in up) >= 150
+        assert len(up) >= 200, f"{len(up)} device_up series"
+        assert sum(s.value for s in up) >= 150, f"only {sum(s.value for s in up)} devices up"
     finally:
         proc.send_signal(signal.SIGINT)
         try:
