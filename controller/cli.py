@@ -163,6 +163,59 @@ def db_current() -> None:
     typer.echo(f"database: {db.current_revision(engine) or 'empty'}; code: {db.head_revision()}")
 
 
+token_app = typer.Typer(help="Enrolment tokens for agents.", no_args_is_help=True)
+app.add_typer(token_app, name="enroll-token")
+device_app = typer.Typer(help="Devices.", no_args_is_help=True)
+app.add_typer(device_app, name="device")
+
+
+@token_app.command("create")
+def enroll_token_create(
+    school: Annotated[str, typer.Option(help="the school the enrolled machines belong to")],
+    uses: Annotated[int, typer.Option(min=1, max=100_000, help="how many machines may use it")] = 1,
+    expires: Annotated[str, typer.Option(help="validity, e.g. 30d, 12h, 90m")] = "7d",
+    note: Annotated[str | None, typer.Option(help="what it is for, e.g. 'lab image 2026'")] = None,
+) -> None:
+    """Issue a token (shown once) for 'classfleet-agent enroll --token …'."""
+    from sqlalchemy.orm import Session
+
+    from .enrolment import create_token, parse_duration
+    from .store import db
+
+    settings = _settings()
+    try:
+        valid_for = parse_duration(expires)
+    except ValueError as exc:
+        console.print(f"[red]--expires: {exc}[/red]")
+        raise typer.Exit(2) from None
+    db.upgrade(settings.effective_database_url)
+    with Session(db.make_engine(settings.effective_database_url)) as session, session.begin():
+        try:
+            issued = create_token(session, school, uses=uses, valid_for=valid_for, note=note)
+        except ValueError as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from None
+    typer.echo(issued.token)
+    console.print(f"school {issued.school}: {issued.max_uses} use(s) until {issued.expires_at:%Y-%m-%d %H:%M} UTC; "
+                  "it is shown only now")
+
+
+@device_app.command("revoke")
+def device_revoke(school: str, device: str) -> None:
+    """Revoke a device's MQTT credentials (it must enrol again)."""
+    from sqlalchemy.orm import Session
+
+    from .enrolment import revoke_device
+    from .store import db
+
+    settings = _settings()
+    with Session(db.make_engine(settings.effective_database_url)) as session, session.begin():
+        if not revoke_device(session, school, device):
+            console.print(f"[yellow]{school}/{device} has no active credentials[/yellow]")
+            raise typer.Exit(1)
+    console.print(f"revoked {school}/{device}")
+
+
 @app.command()
 def version() -> None:
     """Print the classfleet version."""

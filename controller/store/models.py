@@ -283,6 +283,34 @@ class DeadLetter(Base):
     payload_size: Mapped[int] = mapped_column(Integer)
 
 
+class EnrolmentToken(Base):
+    """A per-school token agents exchange for an identity: one-time, or reusable up to a quota."""
+
+    __tablename__ = "enrolment_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    school_id: Mapped[str] = mapped_column(ForeignKey("schools.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 of a high-entropy token
+    max_uses: Mapped[int] = mapped_column(Integer, default=1)
+    uses: Mapped[int] = mapped_column(Integer, default=0)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(120))
+    note: Mapped[str | None] = mapped_column(String(200))
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class DeviceCredential(Base):
+    """A device's MQTT login; only a Mosquitto-compatible PBKDF2 hash of the password is kept."""
+
+    __tablename__ = "device_credentials"
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True)
+    username: Mapped[str] = mapped_column(String(140), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    token_id: Mapped[int | None] = mapped_column(ForeignKey("enrolment_tokens.id", ondelete="SET NULL"))
+
+
 class EquipmentPlan(Base):
     """What was bought: planned counts per school, room kind and device kind."""
 
