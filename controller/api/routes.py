@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query
 from classfleet_wire import lookup
 
 from ..store import queries
-from ..store.models import DEVICE_KINDS, HEALTH_STATES, ROOM_KINDS
+from ..store.models import DEVICE_KINDS, HEALTH_STATES, ROOM_KINDS, DeviceInventory
 from .deps import NowDep, SessionDep, SettingsDep
 from .schemas import (
     DeviceDetail,
@@ -17,6 +17,7 @@ from .schemas import (
     DeviceStatePublic,
     DistrictPublic,
     IncidentPublic,
+    InventoryPublic,
     ListPublic,
     RoomPublic,
     SchoolPublic,
@@ -109,3 +110,13 @@ def read_device(device_id: int, session: SessionDep, settings: SettingsDep, now:
     ]
     return {**_device_public(row), "state": DeviceStatePublic.model_validate(state) if state else None,
             "incidents": incidents}
+
+
+@router.get("/devices/{device_id}/inventory", response_model=InventoryPublic, tags=["devices"],
+            responses={404: {"description": "no such device, or no inventory reported yet"}})
+def read_device_inventory(device_id: int, session: SessionDep) -> Any:
+    """The latest hardware and software inventory the device reported."""
+    inventory = session.get(DeviceInventory, device_id)
+    if inventory is None:
+        raise HTTPException(404, detail=f"no inventory for device {device_id}")
+    return inventory

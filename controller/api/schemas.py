@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -101,6 +101,17 @@ class IncidentPublic(BaseModel):
     opened_at: dt.datetime
     last_seen: dt.datetime
     text: str
+
+
+class InventoryPublic(BaseModel):
+    """A device's latest inventory."""
+
+    model_config = ConfigDict(from_attributes=True)
+    device_id: int
+    hash: str
+    hardware: dict[str, Any]
+    software: list[dict[str, Any]]
+    updated_at: dt.datetime
 
 
 class DeviceDetail(DevicePublic):

@@ -198,6 +198,19 @@ class DeviceComponent(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
 
+class DeviceInventory(Base):
+    """The latest hardware and software inventory a device reported (history keeps only summaries)."""
+
+    __tablename__ = "device_inventory"
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True)
+    hash: Mapped[str] = mapped_column(String(128))
+    hardware: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    software: Mapped[list[dict[str, Any]]] = mapped_column(JsonType, default=list)
+    session: Mapped[int] = mapped_column(BigInteger)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
 class Observation(Base):
     """History: every sequenced message once, keyed by (device, session, seq)."""
 

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from classfleet_wire import CommandAck, Event, Inventory, Message, Status
 
 from .. import faults
-from .models import Command, DeadLetter, Device, DeviceState, Observation, School
+from .models import Command, DeadLetter, Device, DeviceInventory, DeviceState, Observation, School
 from .state import StateRow, merge
 
 log = logging.getLogger(__name__)
@@ -214,7 +214,7 @@ class BatchWriter:
             payload = a.message.payload
             device_id = ids[(a.message.school, a.message.device)]
             if isinstance(payload, Inventory):
-                _apply_inventory(conn, device_id, payload)
+                _apply_inventory(conn, device_id, payload, a.received_at)
             elif isinstance(payload, CommandAck):
                 _apply_ack(conn, device_id, payload, a.received_at)
 
@@ -264,11 +264,19 @@ def _history_data(payload: Any) -> dict[str, Any]:
     return data
 
 
-def _apply_inventory(conn: Connection, device_id: int, inv: Inventory) -> None:
+def _apply_inventory(conn: Connection, device_id: int, inv: Inventory, received_at: dt.datetime) -> None:
     hw = inv.hardware
     facts = {k: str(hw[k])[:120] for k in ("vendor", "model", "serial") if hw.get(k)}
     if facts:
         conn.execute(update(Device).where(Device.id == device_id).values(**facts))
+    stmt = insert_for(conn, DeviceInventory).values(
+        device_id=device_id, hash=inv.hash, hardware=inv.hardware, software=inv.software, session=inv.session,
+        seq=inv.seq, updated_at=received_at)
+    newer = tuple_(DeviceInventory.session, DeviceInventory.seq) < tuple_(stmt.excluded.session, stmt.excluded.seq)
+    conn.execute(stmt.on_conflict_do_update(
+        index_elements=["device_id"], where=newer,
+        set_={c: getattr(stmt.excluded, c) for c in ("hash", "hardware", "software", "session", "seq", "updated_at")},
+    ))
     conn.execute(update(DeviceState).where(DeviceState.device_id == device_id).values(inventory_hash=inv.hash))
 
 

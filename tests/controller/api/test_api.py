@@ -115,3 +115,20 @@ def test_console_overview_in_vietnamese_and_english(seeded):
     assert "Fleet overview" in en.text and "Disk space low" in en.text
     assert client.get("/", follow_redirects=False).headers["location"] == "/console"
     assert client.get("/console", params={"lang": "fr"}).status_code == 422
+
+
+def test_device_inventory_endpoint(seeded):
+    engine, _ = seeded
+    import json
+    import time
+
+    raw = json.dumps({"v": 1, "session": 1, "seq": 9, "ts": time.time(), "hash": "abcdef012345",
+                      "hardware": {"hostname": "lab-pc", "vendor": "HP"}, "software": []}).encode()
+    BatchWriter(engine).write([Accepted(decode("classfleet/v1/s2/pc-0/inventory", raw), NOW)], [])
+    client = _client(*seeded)
+    device = client.get("/api/v1/devices", params={"school": "s2", "q": "pc-0"}).json()["items"][0]
+    assert device["vendor"] == "HP"
+    inventory = client.get(f"/api/v1/devices/{device['id']}/inventory").json()
+    assert inventory["hardware"]["hostname"] == "lab-pc" and inventory["hash"] == "abcdef012345"
+    other = client.get("/api/v1/devices", params={"school": "s1", "q": "pc-1"}).json()["items"][0]
+    assert client.get(f"/api/v1/devices/{other['id']}/inventory").status_code == 404

@@ -15,6 +15,7 @@ from controller.store import db, queries
 from controller.store.models import (
     DeadLetter,
     Device,
+    DeviceInventory,
     DeviceState,
     District,
     EquipmentPlan,
@@ -149,4 +150,25 @@ def test_retention_purges_only_old_history(db_url):
     with Session(engine) as session, session.begin():
         deleted = queries.purge_history(session, NOW - dt.timedelta(days=90))
     assert deleted == 1 and count(engine, Observation) == 1
+    engine.dispose()
+
+
+def test_latest_inventory_wins_whatever_the_arrival_order(db_url):
+    engine = db.make_engine(db_url)
+    add_school(engine, "s1")
+    t = "classfleet/v1/s1/pc-1/inventory"
+
+    def inv(seq: int, ram: int) -> bytes:
+        import json
+        import time
+
+        return json.dumps({"v": 1, "session": 1, "seq": seq, "ts": time.time(), "hash": f"hash{seq:06d}",
+                           "hardware": {"vendor": "Dell", "ram_bytes": ram}, "software": [{"name": "x"}]}).encode()
+
+    writer = BatchWriter(engine)
+    writer.write([_accepted(t, inv(5, 16))], [])
+    writer.write([_accepted(t, inv(3, 8))], [])  # older, arriving late
+    with engine.connect() as conn:
+        row = conn.execute(select(DeviceInventory)).one()
+    assert (row.seq, row.hardware["ram_bytes"], row.software) == (5, 16, [{"name": "x"}])
     engine.dispose()
