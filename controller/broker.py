@@ -8,6 +8,7 @@ sessions that outlive a controller restart. It listens on loopback only by defau
 from __future__ import annotations
 
 import contextlib
+import getpass
 import logging
 import shutil
 import socket
@@ -30,6 +31,9 @@ def mosquitto_config(port: int, state_dir: Path, bind: str = "127.0.0.1", inflig
     return "\n".join([
         "# Written by classfleet: the private broker's configuration.",
         "per_listener_settings false",
+        # Started as root, Mosquitto switches to the 'mosquitto' user, which cannot write our state
+        # directory: persistence would silently stop. Run it as whoever runs us.
+        f"user {getpass.getuser()}",
         f"listener {port} {bind}",
         "allow_anonymous true",
         "persistence true",
