@@ -12,7 +12,8 @@ Rules:
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
+from typing import Any
 
 from classfleet_wire import Heartbeat, Message, Status
 
@@ -44,11 +45,14 @@ class StateRow:
     @classmethod
     def columns(cls) -> tuple[str, ...]:
         """Column names, in declaration order."""
-        return tuple(f.name for f in fields(cls))
+        return _COLUMNS
 
     def as_dict(self) -> dict[str, object]:
         """Column → value, for an UPDATE."""
-        return {name: getattr(self, name) for name in self.columns()}
+        return {name: getattr(self, name) for name in _COLUMNS}
+
+
+_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(StateRow))
 
 
 def _from_ts(ts: float) -> dt.datetime:
@@ -57,48 +61,47 @@ def _from_ts(ts: float) -> dt.datetime:
 
 def merge(row: StateRow, items: list[tuple[Message, dt.datetime]]) -> StateRow:
     """Apply messages (in arrival order, each with its receive time) to ``row``."""
+    state = row.as_dict()  # mutated in place: one StateRow is built per device, not per message
     for message, received_at in items:
-        row = _apply(row, message, received_at)
-    return row
+        payload = message.payload
+        if isinstance(payload, Status):
+            _apply_status(state, payload, received_at)
+        else:
+            _apply(state, payload, received_at)
+    return StateRow(**state)  # type: ignore[arg-type]
 
 
-def _apply(row: StateRow, message: Message, received_at: dt.datetime) -> StateRow:
-    payload = message.payload
-    if isinstance(payload, Status):
-        return _apply_status(row, payload, received_at)
+def _apply(s: dict[str, Any], payload: Any, received_at: dt.datetime) -> None:
     session = getattr(payload, "session", None)
     seq = getattr(payload, "seq", None)
     if session is None or seq is None:
-        return row
-    changes: dict[str, object] = {}
+        return
     if not getattr(payload, "replayed", False):
-        if (session, seq) > (row.session, row.seq):
-            changes.update(session=session, seq=seq)
-        if row.last_seen is None or received_at > row.last_seen:
-            changes["last_seen"] = received_at
-        if session > row.status_session:
-            changes.update(online=True, status_session=session, status_changed_at=received_at)
-    if isinstance(payload, Heartbeat) and (session, seq) > (row.hb_session, row.hb_seq):
+        if (session, seq) > (s["session"], s["seq"]):
+            s["session"], s["seq"] = session, seq
+        if s["last_seen"] is None or received_at > s["last_seen"]:
+            s["last_seen"] = received_at
+        if session > s["status_session"]:
+            s.update(online=True, status_session=session, status_changed_at=received_at)
+    if isinstance(payload, Heartbeat) and (session, seq) > (s["hb_session"], s["hb_seq"]):
         disks = [d.used_pct for d in payload.disk]
-        changes.update(
+        s.update(
             hb_session=session, hb_seq=seq, hb_ts=_from_ts(payload.ts), uptime_s=payload.uptime_s,
             cpu_pct=payload.cpu_pct, mem_pct=payload.mem_pct, temp_c=payload.temp_c,
             disk_max_pct=max(disks) if disks else None,
         )
         if not payload.replayed:
-            changes["clock_skew_s"] = round(payload.ts - received_at.timestamp(), 3)
-    return replace(row, **changes) if changes else row  # type: ignore[arg-type]
+            s["clock_skew_s"] = round(payload.ts - received_at.timestamp(), 3)
 
 
-def _apply_status(row: StateRow, status: Status, received_at: dt.datetime) -> StateRow:
-    if status.session < row.status_session or status.session < row.session:
-        return row  # a Will or a retained status from an older session: stale
+def _apply_status(s: dict[str, Any], status: Status, received_at: dt.datetime) -> None:
+    if status.session < s["status_session"] or status.session < s["session"]:
+        return  # a Will or a retained status from an older session: stale
     online = status.state == "online"
-    changes: dict[str, object] = {"online": online, "status_session": status.session}
-    if online != row.online or row.status_changed_at is None:
-        changes["status_changed_at"] = received_at
+    if online != s["online"] or s["status_changed_at"] is None:
+        s["status_changed_at"] = received_at
+    s["online"], s["status_session"] = online, status.session
     if online:
-        changes.update(agent_version=status.agent, profile=status.profile)
-        if row.last_seen is None or received_at > row.last_seen:
-            changes["last_seen"] = received_at
-    return replace(row, **changes)  # type: ignore[arg-type]
+        s["agent_version"], s["profile"] = status.agent, status.profile
+        if s["last_seen"] is None or received_at > s["last_seen"]:
+            s["last_seen"] = received_at

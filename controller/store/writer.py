@@ -14,14 +14,16 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, select, tuple_, update
+import orjson
+from sqlalchemy import Connection, Engine, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from classfleet_wire import CommandAck, Event, Inventory, Message, Status
 
 from .. import faults
-from .models import Command, DeadLetter, Device, DeviceInventory, DeviceState, Observation, School
+from . import fastio
+from .models import Command, DeadLetter, Device, DeviceInventory, DeviceState, School
 from .state import StateRow, merge
 
 log = logging.getLogger(__name__)
@@ -90,6 +92,7 @@ class BatchWriter:
         self._engine = engine
         self._schools: set[str] = set()
         self._devices: dict[tuple[str, str], int] = {}
+        self._with_state: set[int] = set()  # devices known to have a device_state row
 
     def write(self, accepted: list[Accepted], rejected: list[Rejected]) -> BatchOutcome:
         """Apply the batch in one transaction; raises (and writes nothing) on a database error."""
@@ -99,6 +102,7 @@ class BatchWriter:
             # A device or school deleted since we cached it: forget the caches and try once more.
             self._schools.clear()
             self._devices.clear()
+            self._with_state.clear()
             return self._write_once(accepted, rejected)
 
     def _write_once(self, accepted: list[Accepted], rejected: list[Rejected]) -> BatchOutcome:
@@ -166,11 +170,13 @@ class BatchWriter:
                 outcome.registered = len(missing)
                 log.info("registered %d new unassigned device(s)", len(missing))
         ids = {k: self._devices[k] for k in {(i.message.school, i.message.device) for i in items}}
-        if ids:  # make sure a state row exists, so the merge can lock and update it
+        without_state = [i for i in ids.values() if i not in self._with_state]
+        if without_state:  # make sure a state row exists, so the merge can lock and update it
             conn.execute(
                 insert_for(conn, DeviceState).on_conflict_do_nothing(index_elements=["device_id"]),
-                [{"device_id": i, **_STATE_DEFAULTS} for i in ids.values()],
+                [{"device_id": i, **_STATE_DEFAULTS} for i in without_state],
             )
+            self._with_state.update(without_state)
         return ids
 
     def _load_devices(self, conn: Connection, keys: list[tuple[str, str]]) -> None:
@@ -190,20 +196,9 @@ class BatchWriter:
             if key is None:
                 continue
             payload = item.message.payload
-            rows.append({
-                "device_id": key[0], "session": key[1], "seq": key[2], "kind": item.message.kind.value,
-                "ts": dt.datetime.fromtimestamp(payload.ts, dt.UTC),  # type: ignore[union-attr]
-                "received_at": item.received_at, "replayed": bool(getattr(payload, "replayed", False)),
-                "data": _history_data(payload),
-            })
-        if not rows:
-            return set()
-        stmt = (
-            insert_for(conn, Observation)
-            .on_conflict_do_nothing(index_elements=["device_id", "session", "seq"])
-            .returning(Observation.device_id, Observation.session, Observation.seq)
-        )
-        return {tuple(r) for r in conn.execute(stmt, rows)}  # type: ignore[misc]
+            rows.append((*key, item.message.kind.value, dt.datetime.fromtimestamp(payload.ts, dt.UTC),  # type: ignore[union-attr]
+                         item.received_at, bool(getattr(payload, "replayed", False)), _history_json(item)))
+        return fastio.insert_history(conn, rows)
 
     def _apply_effects(self, conn: Connection, fresh: list[Accepted], ids: dict[tuple[str, str], int]) -> None:
         events = [(ids[(a.message.school, a.message.device)], a.message.school, a.message.payload, a.received_at)
@@ -222,26 +217,12 @@ class BatchWriter:
         by_device: dict[int, list[tuple[Message, dt.datetime]]] = defaultdict(list)
         for item in items:
             by_device[ids[(item.message.school, item.message.device)]].append((item.message, item.received_at))
-        cols = [getattr(DeviceState, c) for c in StateRow.columns()]
-        changed: list[dict[str, object]] = []
-        for chunk in _chunks(sorted(by_device), 400):
-            query = select(*cols).where(DeviceState.device_id.in_(chunk)).order_by(DeviceState.device_id)
-            if conn.dialect.name == "postgresql":
-                query = query.with_for_update()
-            for row in conn.execute(query):
-                current = StateRow(*row)
-                merged = merge(current, by_device[current.device_id])
-                if merged != current:
-                    values = merged.as_dict()
-                    values["b_device_id"] = values.pop("device_id")
-                    changed.append(values)
-        if changed:
-            stmt = (
-                update(DeviceState)
-                .where(DeviceState.device_id == bindparam("b_device_id"))
-                .values({c: bindparam(c) for c in StateRow.columns() if c != "device_id"})
-            )
-            conn.execute(stmt, changed)
+        changed = []
+        for current in fastio.read_states(conn, list(by_device)):
+            merged = merge(current, by_device[current.device_id])
+            if merged != current:
+                changed.append(merged)
+        fastio.write_states(conn, changed)
 
 
 _STATE_DEFAULTS = {c: v for c, v in StateRow(device_id=0).as_dict().items() if c != "device_id"}
@@ -255,13 +236,22 @@ def _key(item: Accepted, ids: dict[tuple[str, str], int]) -> tuple[int, int, int
     return (ids[(item.message.school, item.message.device)], session, seq)
 
 
-def _history_data(payload: Any) -> dict[str, Any]:
-    data = payload.model_dump(mode="json", exclude={"v", "session", "seq", "ts", "replayed", "school", "device"},
-                              exclude_none=True)
+HISTORY_SKIP = frozenset({"v", "session", "seq", "ts", "replayed", "school", "device"})
+
+
+def _history_json(item: Accepted) -> str:
+    """What history keeps of a message: its fields minus the key, as JSON (from the raw bytes: fast)."""
+    payload = item.message.payload
+    fields = type(payload).model_fields
+    if item.raw:
+        data = {k: v for k, v in orjson.loads(item.raw).items() if k in fields and k not in HISTORY_SKIP
+                and v is not None}
+    else:
+        data = payload.model_dump(mode="json", exclude=set(HISTORY_SKIP), exclude_none=True)
     if isinstance(payload, Inventory):
         data.pop("software", None)  # kept in full only as the latest inventory, not per observation
         data["software_count"] = len(payload.software)
-    return data
+    return orjson.dumps(data).decode()
 
 
 def _apply_inventory(conn: Connection, device_id: int, inv: Inventory, received_at: dt.datetime) -> None:
