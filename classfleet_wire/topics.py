@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 TOPIC_ROOT = "classfleet/v1"
 SHARED_GROUP = "classfleet"
@@ -62,8 +63,11 @@ def build_topic(school: str, device: str, kind: MessageKind | str) -> str:
     return f"{TOPIC_ROOT}/{school}/{device}/{MessageKind(kind).value}"
 
 
+@lru_cache(maxsize=65536)
 def parse_topic(topic: str) -> Topic:
-    """Parse a contract topic; raise ``TopicError`` with a reason when it is not one."""
+    """Parse a contract topic; raise ``TopicError`` with a reason when it is not one.
+
+    Cached: a fleet repeats the same few topics per device (errors are not cached)."""
     prefix = TOPIC_ROOT + "/"
     if not topic.startswith(prefix):
         raise TopicError(f"topic {topic!r} is not under {TOPIC_ROOT}/")

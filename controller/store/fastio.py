@@ -34,7 +34,9 @@ def sqlite_time(value: dt.datetime | None) -> str | None:
     """UTC datetime → the text SQLAlchemy's SQLite DATETIME stores."""
     if value is None:
         return None
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    if value.tzinfo is not dt.UTC:
+        value = value.astimezone(dt.UTC)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _sqlite_read_time(value: str | None) -> dt.datetime | None:

@@ -17,19 +17,28 @@ from pathlib import Path
 from typing import Any, Literal
 
 import aiohttp
-import onvif
 import zeep.exceptions
-from onvif.client import (
+
+from controller.store.polls import ComponentStatus, FaultCheck, PollResult
+
+# onvif.client calls logging.basicConfig() when imported, which would silently win over the
+# controller's own logging set-up (format, CLASSFLEET_LOG_LEVEL): undo exactly what it adds.
+_root = logging.getLogger()
+_root_handlers, _root_level = list(_root.handlers), _root.level
+import onvif  # noqa: E402
+from onvif.client import (  # noqa: E402
     AsyncTransportProtocolErrorHandler,
     UsernameDigestTokenDtDiff,
     ZeepAsyncClient,
     _cached_document,
 )
-from onvif.definition import SERVICES
-from onvif.settings import DEFAULT_SETTINGS
-from onvif.wsa import WsAddressingIfMissingPlugin
+from onvif.definition import SERVICES  # noqa: E402
+from onvif.settings import DEFAULT_SETTINGS  # noqa: E402
+from onvif.wsa import WsAddressingIfMissingPlugin  # noqa: E402
 
-from controller.store.polls import ComponentStatus, FaultCheck, PollResult
+for _handler in [h for h in _root.handlers if h not in _root_handlers]:
+    _root.removeHandler(_handler)
+_root.setLevel(_root_level)
 
 log = logging.getLogger(__name__)
 
@@ -310,7 +319,7 @@ class OnvifChecker:
             self._documents[wsdl] = await _cached_document(f"{wsdl_dir}/{wsdl}")
         s = self.settings
         connector = aiohttp.TCPConnector(limit=max(4, s.max_concurrency), limit_per_host=4, ttl_dns_cache=300,
-                                         keepalive_timeout=15)
+                                         keepalive_timeout=2)  # reuse within a check, few idle sockets
         timeout = aiohttp.ClientTimeout(total=s.call_timeout_s, connect=s.connect_timeout_s,
                                         sock_read=s.call_timeout_s)
         self._session = aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=False)
