@@ -70,12 +70,13 @@ def _run_config(args: argparse.Namespace) -> AgentConfig:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``classfleet-agent``."""
     args = _parser().parse_args(argv)
-    from .facts import PsutilFacts
+    from .platform import current_platform
 
     if args.command == "facts":
-        facts = PsutilFacts()
-        print(json.dumps({"heartbeat": facts.heartbeat(), "live": facts.live_facts([]),
-                          "inventory": facts.inventory()}, indent=2, default=str))
+        machine = current_platform()
+        print(json.dumps({"heartbeat": machine.heartbeat(), "live": machine.live_facts([]),
+                          "identity": machine.identity_sources().as_dict(), "inventory": machine.inventory()},
+                         indent=2, default=str))
         return 0
     if args.command == "enroll":
         from .enroll import EnrolmentError, enroll
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from .core import Agent, exec_self
 
-    agent = Agent(config, PsutilFacts())
+    agent = Agent(config, current_platform())
     stop, reload = threading.Event(), threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -23,6 +23,11 @@ class EnrolmentError(Exception):
 def enroll(controller: str, token: str, config_path: Path, *, profile: str | None = None,
            device: str | None = None, state_dir: Path | None = None, timeout: float = 30.0) -> Path:
     """Redeem ``token`` at ``controller`` and write the agent's config file; returns its path."""
+    if device is None:
+        from .identity import derive_device_id
+        from .platform import current_platform
+
+        device = derive_device_id(current_platform().identity_sources())
     body = {"token": token, "hostname": socket.gethostname(), "profile": profile, "device": device}
     request = urllib.request.Request(
         controller.rstrip("/") + "/api/v1/enrolments", method="POST",

@@ -1,17 +1,14 @@
-"""Where the agent's facts come from: the real machine (psutil) or a simulation (demo, benches).
+"""What the agent core needs from a machine (``FactSource``), and a simulated machine for the demo.
 
-Both sides of the ``FactSource`` protocol return plain data shaped like the wire contract's
-heartbeat and inventory payloads; the agent core does not care which one it runs on.
+The real machines are in ``agents.platform`` (Linux and Windows); both return plain data shaped
+like the wire contract's heartbeat and inventory payloads, so the core does not care which it has.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
-import platform
 import random
-import socket
 import time
 from typing import Any, Protocol
 
@@ -43,88 +40,6 @@ class FactSource(Protocol):
 def inventory_hash(inventory: dict[str, Any]) -> str:
     """A stable content hash: inventory is re-sent only when this changes."""
     return hashlib.sha256(json.dumps(inventory, sort_keys=True, default=str).encode()).hexdigest()[:32]
-
-
-class PsutilFacts:
-    """Facts of the machine the agent runs on."""
-
-    def __init__(self) -> None:
-        import psutil  # the [agent] extra; imported here so the wire contract stays dependency-free
-
-        self._psutil = psutil
-        psutil.cpu_percent(None)  # prime the counter: the first call always returns 0
-
-    def heartbeat(self) -> dict[str, Any]:
-        """Live figures from psutil."""
-        ps = self._psutil
-        disks = []
-        for part in ps.disk_partitions(all=False)[:32]:
-            try:
-                usage = ps.disk_usage(part.mountpoint)
-            except OSError:
-                continue
-            disks.append({"mount": part.mountpoint[:256], "total_bytes": usage.total, "used_pct": usage.percent})
-        temp = None
-        sensors = getattr(ps, "sensors_temperatures", None)
-        if sensors is not None:
-            try:
-                readings = [t.current for entries in sensors().values() for t in entries
-                            if t.current and math.isfinite(t.current) and -50 <= t.current <= 150]
-                temp = max(readings) if readings else None
-            except (OSError, RuntimeError):
-                temp = None
-        return {
-            "uptime_s": max(0.0, time.time() - ps.boot_time()),
-            "cpu_pct": ps.cpu_percent(None),
-            "mem_pct": ps.virtual_memory().percent,
-            "disk": disks,
-            "temp_c": temp,
-        }
-
-    def live_facts(self, services: list[str]) -> dict[str, Any]:
-        """Service states by process name; the platform layer adds displays, touch and battery."""
-        running = {p.info["name"] for p in self._psutil.process_iter(["name"])}
-        return {"services": {name: name in running for name in services}}
-
-    def power(self, action: str, delay_s: int, notice: str | None, dry_run: bool) -> str:
-        """Run the OS shutdown command (dry run: return the command line only)."""
-        import subprocess
-
-        if platform.system() == "Windows":
-            argv = ["shutdown", "/r" if action == "reboot" else "/s", "/t", str(delay_s)]
-        else:
-            argv = ["shutdown", "-r" if action == "reboot" else "-h", f"+{max(1, delay_s // 60)}"]
-        if notice:
-            argv.append(notice)
-        if dry_run:
-            return "dry run: " + " ".join(argv)
-        subprocess.run(argv, check=True, timeout=30)  # noqa: S603 - fixed argv
-        return f"{action} in {delay_s}s"
-
-    def notify(self, text: str, dry_run: bool) -> str:
-        """Broadcast a notice to logged-in users (``wall``; ``msg *`` on Windows)."""
-        import subprocess
-
-        argv = ["msg", "*", text] if platform.system() == "Windows" else ["wall", text]
-        if dry_run:
-            return "dry run: " + " ".join(argv)
-        subprocess.run(argv, check=False, timeout=30)  # noqa: S603 - fixed argv
-        return "notice shown"
-
-    def inventory(self) -> dict[str, Any]:
-        """Basic hardware facts (the agent issue extends this with DMI/WMI and software)."""
-        ps = self._psutil
-        return {
-            "hardware": {
-                "hostname": socket.gethostname(),
-                "os": platform.system(),
-                "os_version": platform.release(),
-                "cpu_model": platform.processor() or platform.machine(),
-                "cpu_count": ps.cpu_count(),
-                "ram_bytes": ps.virtual_memory().total,
-            },
-            "software": [],
-        }
 
 
 class SimulatedFacts:
