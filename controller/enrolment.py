@@ -21,11 +21,10 @@ from sqlalchemy.orm import Session
 
 from classfleet_wire import is_valid_id
 
-from .store.models import AuditLog, Device, DeviceCredential, EnrolmentToken, School
+from .store.models import PROFILE_TO_KIND, AuditLog, Device, DeviceCredential, EnrolmentToken, School
 
 PBKDF2_ITERATIONS = 20_000
 TOKEN_PREFIX = "cfe_"
-PROFILE_TO_KIND = {"pc": "pc", "laptop": "laptop", "smart_board": "smart_board"}
 
 
 class EnrolmentRefused(Exception):

@@ -35,6 +35,8 @@ DEVICE_KINDS = (
     "pc", "laptop", "smart_board", "projector", "air_conditioner", "camera", "nvr", "switch",
     "access_point", "ups", "other",
 )
+# What an agent's profile says a device is (status messages and enrolment carry the profile).
+PROFILE_TO_KIND = {"pc": "pc", "laptop": "laptop", "smart_board": "smart_board"}
 WATCHED_BY = ("mqtt", "snmp", "onvif", "pjlink", "manual")
 LIFECYCLES = ("active", "in_repair", "retired")
 HEALTH_STATES = ("ok", "degraded", "faulty", "offline", "unreachable_upstream", "unknown")

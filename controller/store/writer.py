@@ -20,16 +20,16 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from classfleet_wire import CommandAck, Event, Inventory, Message, Status
+from classfleet_wire.topics import TOPIC_ROOT
 
 from .. import faults
 from . import fastio
-from .models import Command, DeadLetter, Device, DeviceInventory, DeviceState, School
+from .models import PROFILE_TO_KIND, Command, DeadLetter, Device, DeviceInventory, DeviceState, School
 from .state import StateRow, merge
 
 log = logging.getLogger(__name__)
 
 DEAD_LETTER_PREVIEW_BYTES = 64 * 1024
-PROFILE_TO_KIND = {"pc": "pc", "laptop": "laptop", "smart_board": "smart_board"}
 ACK_ORDER = {"pending": 0, "sent": 1, "accepted": 2, "done": 3, "failed": 3, "rejected": 3, "expired": 3}
 
 
@@ -45,7 +45,7 @@ class Accepted:
     def topic(self) -> str:
         """The topic it came on (rebuilt from its identity)."""
         m = self.message
-        return f"classfleet/v1/{m.school}/{m.device}/{m.kind.value}"
+        return f"{TOPIC_ROOT}/{m.school}/{m.device}/{m.kind.value}"
 
 
 @dataclass(frozen=True, slots=True)
