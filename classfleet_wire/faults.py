@@ -51,6 +51,7 @@ _CODES: tuple[FaultCode, ...] = (
     FaultCode("camera.no_stream", "critical", "Camera không có luồng video", "Camera has no stream", "poll"),
     FaultCode("camera.no_snapshot", "warning", "Camera không chụp được ảnh", "Camera snapshot failed", "poll"),
     FaultCode("camera.tamper", "critical", "Camera bị che hoặc xoay", "Camera tampered", "event"),
+    FaultCode("camera.not_recording", "warning", "Đầu ghi không ghi hình", "Camera not recording", "poll"),
     FaultCode("projector.unreachable", "critical", "Không liên lạc được máy chiếu", "Projector unreachable", "poll"),
     FaultCode(
         "projector.lamp_end_of_life", "warning", "Bóng đèn máy chiếu sắp hết tuổi thọ",

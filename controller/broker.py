@@ -13,6 +13,7 @@ import logging
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -43,7 +44,6 @@ def mosquitto_config(port: int, state_dir: Path, bind: str = "127.0.0.1", inflig
         "max_queued_bytes 0",
         f"max_inflight_messages {inflight}",
         "persistent_client_expiration 30d",
-        "message_size_limit 0",
         f"log_dest file {state_dir / 'mosquitto.log'}",
         "log_type error",
         "log_type warning",
@@ -79,6 +79,15 @@ def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 10.0) -> 
             return True
         time.sleep(0.05)
     return False
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: ask Linux to SIGTERM it when the controller dies (even by SIGKILL)."""
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 class PrivateBroker:
@@ -119,9 +128,12 @@ class PrivateBroker:
         log.info("private mosquitto on %s:%d (state in %s)", self.bind, self.port, self._state_dir)
 
     def _spawn(self) -> None:
+        # Its own session: a Ctrl+C in the terminal reaches the controller, which stops the broker
+        # in order, instead of killing the broker under it. On Linux it still dies with its parent.
         self._proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
             [self._binary, "-c", str(self.config_path)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            start_new_session=True, preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
 
     def _supervise(self) -> None:

@@ -119,17 +119,25 @@ def demo(host: HostOpt = None, port: PortOpt = None, mqtt_port: MqttPortOpt = No
 
     data_dir = data_dir or Path(tempfile.mkdtemp(prefix="classfleet-demo-"))
     ctl = _start(_settings(host=host, port=port, mqtt_port=mqtt_port, data_dir=data_dir,
-                           offline_after_s=max(3.5 * heartbeat, 15.0), mqtt_url=""), port, mqtt_port)
+                           offline_after_s=max(3.5 * heartbeat, 15.0), mqtt_url="", onvif_interval_s=0),
+                 port, mqtt_port)
     settings = ctl.settings
     assert ctl.engine is not None and ctl.broker is not None
     devices = seed_fleet(ctl.engine, schools=schools, rooms_per_school=rooms, agents=agents)
     fleet = SimulatedFleet(devices, "127.0.0.1", ctl.broker.port, heartbeat_interval_s=heartbeat)
     fleet.start()
+    # A corridor camera system: 4 cameras and a 4-channel NVR, simulated over real HTTP/SOAP.
+    from .pollers.onvif.demo import start_demo_cameras
+    from .pollers.onvif.service import OnvifPoller
+
+    cameras = start_demo_cameras(ctl.engine, "demo-school-1", cameras=4, nvr_channels=4)
+    ctl.add_poller(OnvifPoller(ctl.engine, interval_s=30, environ=cameras.environ))
 
     def banner() -> None:
         base = f"http://{settings.host}:{settings.port}"
         console.print(f"\n[bold green]classfleet demo[/bold green]: {len(devices)} simulated agents in "
-                      f"{schools} schools, broker mqtt://127.0.0.1:{ctl.broker.port}")  # type: ignore[union-attr]
+                      f"{schools} schools, 4 ONVIF cameras and an NVR, broker "
+                      f"mqtt://127.0.0.1:{ctl.broker.port}")  # type: ignore[union-attr]
         console.print(f"  console: {base}/console   (English: {base}/console?lang=en)")
         console.print(f"  devices: {base}/api/v1/devices?limit=500")
         console.print(f"  API docs: {base}/docs    metrics: {base}/metrics")
@@ -140,6 +148,7 @@ def demo(host: HostOpt = None, port: PortOpt = None, mqtt_port: MqttPortOpt = No
     finally:
         fleet.stop()
         ctl.stop()
+        cameras.stop()
 
 
 @db_app.command("upgrade")

@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     offline_after_s: float = Field(default=180.0, gt=0, description="no message for this long: offline")
     history_retention_days: int = Field(default=90, ge=1)
     metrics_token: SecretStr | None = Field(default=None, description="bearer token required on /metrics")
+    onvif_interval_s: float = Field(default=60.0, ge=0, description="camera checks every N s (0: ONVIF poller off)")
+    onvif_events: bool = Field(default=False, description="watch cameras' PullPoint events (tamper)")
     log_level: str = "INFO"
 
     @classmethod

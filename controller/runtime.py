@@ -11,6 +11,7 @@ import logging
 import signal
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -37,6 +38,7 @@ class Controller:
         self.engine: Engine | None = None
         self.ingest: IngestService | None = None
         self.broker_address: BrokerAddress | None = None
+        self.pollers: list[Any] = []  # each has start() and stop(); they run on their own threads
         self._stop = threading.Event()
         self._retention: threading.Thread | None = None
 
@@ -63,8 +65,17 @@ class Controller:
             session_expiry_s=s.mqtt_session_expiry_s, shared=s.mqtt_shared_subscription,
         )
         self.ingest.start()
+        if s.onvif_interval_s > 0:
+            from .pollers.onvif.service import OnvifPoller
+
+            self.add_poller(OnvifPoller(self.engine, interval_s=s.onvif_interval_s, events=s.onvif_events))
         self._retention = threading.Thread(target=self._run_retention, name="retention", daemon=True)
         self._retention.start()
+
+    def add_poller(self, poller: Any) -> None:
+        """Start a poller now and stop it with the controller."""
+        poller.start()
+        self.pollers.append(poller)
 
     def app(self, clock: Callable[[], dt.datetime] | None = None) -> FastAPI:
         """The API app over this controller's store and metrics."""
@@ -92,6 +103,8 @@ class Controller:
     def stop(self) -> None:
         """Drain and acknowledge what is queued, then stop the broker we own."""
         self._stop.set()
+        for poller in reversed(self.pollers):
+            poller.stop()
         if self.ingest is not None:
             self.ingest.stop()
         if self.broker is not None:

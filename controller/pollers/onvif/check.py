@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 
 DEVICE_NS = SERVICES["devicemgmt"]["ns"]
 MEDIA_NS = SERVICES["media"]["ns"]
+RECORDING_NS = SERVICES["recording"]["ns"]
+MAX_RECORDING_JOBS = 64
 RETRY_DRIFT_S = 2.0  # below this the clock is not why the camera refused us (1 s resolution)
 MAX_PROFILES = 64  # bounded work per camera, even for a 32-channel NVR with two streams each
 JPEG_MAGIC = b"\xff\xd8\xff"
@@ -69,6 +72,7 @@ class CheckSettings:
     snapshot_timeout_s: float = 5.0
     snapshot_min_bytes: int = 100
     snapshot_max_bytes: int = 8 * 1024 * 1024
+    fix_clock: bool = False  # SetSystemDateAndTime on a drifted camera with a manual clock (off: it writes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,12 +154,16 @@ class CheckReport:
     error: str | None = None
     drift_s: float | None = None
     clock_adjusted: bool = False
+    clock_mode: str | None = None  # DateTimeType: Manual or NTP
+    clock_fixed: bool = False
     identity: dict[str, str] = field(default_factory=dict)
     hardware_id: str | None = None
     services: dict[str, str] = field(default_factory=dict)
     profiles: list[StreamProfile] = field(default_factory=list)
     channels: list[ComponentStatus] = field(default_factory=list)
     snapshot: SnapshotResult | None = None
+    recording: list[dict[str, str | None]] | None = None  # None: the device offers no recording service
+    media_error: str | None = None
     faults: list[FaultCheck] = field(default_factory=list)
     elapsed_s: float = 0.0
 
@@ -173,6 +181,11 @@ class CheckReport:
             figures["streams"] = sum(1 for p in self.profiles if p.stream_uri)
         if self.snapshot is not None:
             figures["snapshot_bytes"] = self.snapshot.size
+        if self.recording is not None:
+            states = [job.get("state") for job in self.recording]
+            figures["recording_jobs"] = len(states)
+            figures["recording_active"] = sum(1 for s in states if s in ("Active", "PartiallyActive"))
+            figures["recording_errors"] = sum(1 for s in states if s == "Error")
         if self.hardware_id:
             figures["hardware_id"] = self.hardware_id
         if self.error:
@@ -233,7 +246,15 @@ def _describe(exc: BaseException | str) -> str:
     if isinstance(exc, TimeoutError):
         return "timed out"
     text = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {text}"[:200]
+    return redact(f"{type(exc).__name__}: {text}")[:200]
+
+
+_USERINFO = re.compile(r"(?<=//)[^/@\s]+@")
+
+
+def redact(text: str) -> str:
+    """Drop ``user:password@`` from URIs: some cameras hand out stream and snapshot URIs with the login in."""
+    return _USERINFO.sub("", text)
 
 
 def _text(value: Any) -> str | None:
@@ -260,9 +281,10 @@ def _camera_utc(sdt: Any) -> dt.datetime | None:
 class _CameraClients:
     """The zeep clients of one camera for one check: built on the shared WSDL documents and pool."""
 
-    def __init__(self, checker: OnvifChecker, target: CameraTarget) -> None:
+    def __init__(self, checker: OnvifChecker, target: CameraTarget, long_poll: bool = False) -> None:
         self._checker = checker
         self._target = target
+        self._transport = checker.long_poll_transport if long_poll else checker.transport
         self._proxies: dict[tuple[str, str, bool], Any] = {}
         self._tokens: list[UsernameDigestTokenDtDiff] = []
         self.dt_diff: dt.timedelta | None = None
@@ -291,7 +313,7 @@ class _CameraClients:
             self._tokens.append(wsse)
         spec = SERVICES[service]
         client = ZeepAsyncClient(wsdl=self._checker.document(spec["wsdl"]), wsse=wsse,
-                                 transport=self._checker.transport, settings=DEFAULT_SETTINGS,
+                                 transport=self._transport, settings=DEFAULT_SETTINGS,
                                  plugins=[WsAddressingIfMissingPlugin()])
         proxy = client.create_service(f"{{{spec['ns']}}}{spec['binding']}", xaddr)
         self._proxies[key] = proxy
@@ -301,7 +323,7 @@ class _CameraClients:
 class OnvifChecker:
     """Checks cameras on one event loop: WSDLs parsed once, one HTTP pool, bounded concurrency."""
 
-    WSDLS = ("devicemgmt", "media")
+    WSDLS = ("devicemgmt", "media")  # events.wsdl is parsed only when PullPoint is used
 
     def __init__(self, settings: CheckSettings | None = None, clock: Callable[[], dt.datetime] = utcnow) -> None:
         self.settings = settings or CheckSettings()
@@ -309,14 +331,14 @@ class OnvifChecker:
         self._documents: dict[str, Any] = {}
         self._session: aiohttp.ClientSession | None = None
         self._transport: AsyncTransportProtocolErrorHandler | None = None
+        self._long_poll_session: aiohttp.ClientSession | None = None
+        self._long_poll_transport: AsyncTransportProtocolErrorHandler | None = None
         self._limit: asyncio.Semaphore | None = None
 
     async def open(self) -> None:
         """Parse the WSDLs (off the loop, once per process) and open the shared connection pool."""
-        wsdl_dir = _wsdl_dir()
         for name in self.WSDLS:
-            wsdl = SERVICES[name]["wsdl"]
-            self._documents[wsdl] = await _cached_document(f"{wsdl_dir}/{wsdl}")
+            await self.load_wsdl(name)
         s = self.settings
         connector = aiohttp.TCPConnector(limit=max(4, s.max_concurrency), limit_per_host=4, ttl_dns_cache=300,
                                          keepalive_timeout=2)  # reuse within a check, few idle sockets
@@ -326,12 +348,19 @@ class OnvifChecker:
         self._transport = AsyncTransportProtocolErrorHandler(session=self._session, verify_ssl=False)
         self._limit = asyncio.Semaphore(s.max_concurrency)
 
+    async def load_wsdl(self, name: str) -> None:
+        """Parse one service's WSDL (off the loop, once per process: the library caches documents)."""
+        wsdl = SERVICES[name]["wsdl"]
+        if wsdl not in self._documents:
+            self._documents[wsdl] = await _cached_document(f"{_wsdl_dir()}/{wsdl}")
+
     async def close(self) -> None:
-        """Close the pool; a closed checker can be opened again."""
-        if self._session is not None:
-            await self._session.close()
-        self._session = None
-        self._transport = None
+        """Close the pools; a closed checker can be opened again."""
+        for session in (self._session, self._long_poll_session):
+            if session is not None:
+                await session.close()
+        self._session = self._long_poll_session = None
+        self._transport = self._long_poll_transport = None
 
     async def __aenter__(self) -> OnvifChecker:
         await self.open()
@@ -343,6 +372,18 @@ class OnvifChecker:
     def document(self, wsdl: str) -> Any:
         """The parsed WSDL document, shared by every camera."""
         return self._documents[wsdl]
+
+    @property
+    def long_poll_transport(self) -> AsyncTransportProtocolErrorHandler:
+        """A second pool for PullPoint long polls, so held connections never starve the health checks."""
+        if self._long_poll_transport is None:
+            s = self.settings
+            connector = aiohttp.TCPConnector(limit=0, limit_per_host=2, keepalive_timeout=30)
+            timeout = aiohttp.ClientTimeout(total=None, connect=s.connect_timeout_s)
+            self._long_poll_session = aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=False)
+            self._long_poll_transport = AsyncTransportProtocolErrorHandler(session=self._long_poll_session,
+                                                                           verify_ssl=False)
+        return self._long_poll_transport
 
     @property
     def transport(self) -> AsyncTransportProtocolErrorHandler:
@@ -376,6 +417,8 @@ class OnvifChecker:
                     await self._run(target, report)
             except CheckFailed as failed:
                 report.failure, report.error = failed.failure, str(failed)
+                if failed.failure == "auth":  # it answered, and refused us: not an unreachable camera
+                    report.reachable, report.auth_ok = True, False
             except TimeoutError:
                 report.failure, report.error = "timeout", "whole check timed out"
             except Exception as exc:  # a camera must never take the poller down with it
@@ -389,7 +432,7 @@ class OnvifChecker:
 
     async def _call(self, proxy: Any, operation: str, **params: Any) -> Any:
         """One SOAP call under the per-call timeout; a pooled connection the camera closed is retried once
-        (every operation the check makes is a read, so the retry is safe)."""
+        (every operation the check makes is a read or, for the optional clock fix, idempotent)."""
         for attempt in (1, 2):
             try:
                 async with asyncio.timeout(self.settings.call_timeout_s):
@@ -412,6 +455,8 @@ class OnvifChecker:
         device_xaddr = f"{target.base_url}/onvif/device_service"
         await self._clock_step(clients, device_xaddr, report)
         device = await self._login_step(clients, device_xaddr, report)
+        if self.settings.fix_clock:
+            await self._fix_clock_step(clients, device, report)
         await self._services_step(clients, device, report)
         media_xaddr = report.services.get(MEDIA_NS)
         if media_xaddr is None:
@@ -420,6 +465,37 @@ class OnvifChecker:
         await self._media_step(media, report, target)
         if self.settings.snapshot and report.profiles:
             report.snapshot = await self._snapshot_step(media, report.profiles[0].token, target)
+        recording_xaddr = report.services.get(RECORDING_NS)
+        if recording_xaddr is not None:
+            await self.load_wsdl("recording")
+            await self._recording_step(clients.proxy("recording", recording_xaddr), report)
+
+    async def _recording_step(self, recording: Any, report: CheckReport) -> None:
+        """Recording jobs and their states, where the device (an NVR, mostly) offers the recording service."""
+        try:
+            jobs = await self._call(recording, "GetRecordingJobs")
+        except Exception as exc:
+            if classify(exc) in ("timeout", "unreachable"):
+                raise CheckFailed("GetRecordingJobs", classify(exc), exc) from exc
+            return
+        report.recording = []
+        for job in list(jobs or [])[:MAX_RECORDING_JOBS]:
+            token = _text(getattr(job, "JobToken", None))
+            config = getattr(job, "JobConfiguration", None)
+            entry: dict[str, str | None] = {
+                "job": token, "recording": _text(getattr(config, "RecordingToken", None)),
+                "mode": _text(getattr(config, "Mode", None)), "state": None}
+            try:
+                state = await self._call(recording, "GetRecordingJobState", JobToken=token)
+                entry["state"] = _text(getattr(state, "State", None))
+            except Exception as exc:
+                if classify(exc) in ("timeout", "unreachable"):
+                    raise CheckFailed("GetRecordingJobState", classify(exc), exc) from exc
+                entry["state"] = "Error"
+            report.recording.append(entry)
+        if report.channels and len(report.recording) == len(report.channels):  # one job per NVR channel
+            for channel, job in zip(report.channels, report.recording, strict=True):
+                channel.data["recording"] = job["state"]
 
     async def _clock_step(self, clients: _CameraClients, xaddr: str, report: CheckReport) -> None:
         """GetSystemDateAndTime without login: reachability, and drift of UTCDateTime from our clock."""
@@ -434,6 +510,7 @@ class OnvifChecker:
             sdt = await self._step("GetSystemDateAndTime", clients.proxy("devicemgmt", xaddr), "GetSystemDateAndTime")
         middle = before + dt.timedelta(seconds=(time.monotonic() - t0) / 2)
         report.reachable = True
+        report.clock_mode = _text(getattr(sdt, "DateTimeType", None))
         camera = _camera_utc(sdt)
         if camera is not None:
             report.drift_s = (camera - middle).total_seconds()
@@ -468,6 +545,25 @@ class OnvifChecker:
         report.hardware_id = _text(getattr(info, "HardwareId", None))
         return device
 
+    async def _fix_clock_step(self, clients: _CameraClients, device: Any, report: CheckReport) -> None:
+        """Optional: set a drifted manual clock to ours (an NTP camera's NTP is what needs fixing, not it)."""
+        drift = report.drift_s
+        if drift is None or abs(drift) <= self.settings.drift_threshold_s or report.clock_mode != "Manual":
+            return
+        now = self.clock()
+        utc = {"Date": {"Year": now.year, "Month": now.month, "Day": now.day},
+               "Time": {"Hour": now.hour, "Minute": now.minute, "Second": now.second}}
+        try:
+            await self._call(device, "SetSystemDateAndTime", DateTimeType="Manual", DaylightSavings=False,
+                             UTCDateTime=utc)
+        except Exception as exc:
+            if classify(exc) in ("timeout", "unreachable"):
+                raise CheckFailed("SetSystemDateAndTime", classify(exc), exc) from exc
+            log.debug("clock fix of %s:%s refused: %s", report.host, report.port, _describe(exc))
+            return
+        report.clock_fixed = True
+        clients.adjust_clock(dt.timedelta(0))  # the camera now runs on our clock
+
     async def _services_step(self, clients: _CameraClients, device: Any, report: CheckReport) -> None:
         """GetServices (every service's XAddr), then GetCapabilities as the older cameras' fallback."""
         try:
@@ -492,7 +588,13 @@ class OnvifChecker:
 
     async def _media_step(self, media: Any, report: CheckReport, target: CameraTarget) -> None:
         """GetProfiles and GetStreamUri per profile; GetVideoSources to see NVR channels with no stream."""
-        profiles = await self._step("GetProfiles", media, "GetProfiles")
+        try:
+            profiles = await self._call(media, "GetProfiles")
+        except Exception as exc:
+            if classify(exc) != "protocol":
+                raise CheckFailed("GetProfiles", classify(exc), exc) from exc
+            report.media_error = f"GetProfiles: {_describe(exc)}"
+            return
         for prof in list(profiles or [])[:MAX_PROFILES]:
             vsc, vec = getattr(prof, "VideoSourceConfiguration", None), getattr(prof, "VideoEncoderConfiguration", None)
             resolution = getattr(vec, "Resolution", None) if vec is not None else None
@@ -506,7 +608,8 @@ class OnvifChecker:
         for profile in report.profiles:
             try:
                 answer = await self._call(media, "GetStreamUri", StreamSetup=setup, ProfileToken=profile.token)
-                profile.stream_uri = _text(getattr(answer, "Uri", None))
+                uri = _text(getattr(answer, "Uri", None))
+                profile.stream_uri = redact(uri) if uri else None
                 if profile.stream_uri is None:
                     profile.error = "empty stream URI"
             except Exception as exc:
@@ -539,11 +642,13 @@ class OnvifChecker:
         uri = _text(getattr(answer, "Uri", None))
         if uri is None:
             return SnapshotResult(None, False, error="empty snapshot URI")
+        uri = redact(uri)  # we log in with the device's own credentials, never ones handed out in a URI
         try:
             async with asyncio.timeout(self.settings.snapshot_timeout_s):
-                return await self._fetch_snapshot(uri, target)
+                result = await self._fetch_snapshot(uri, target)
         except Exception as exc:
-            return SnapshotResult(uri, False, error=_describe(exc))
+            result = SnapshotResult(uri, False, error=_describe(exc))
+        return result
 
     async def _fetch_snapshot(self, uri: str, target: CameraTarget) -> SnapshotResult:
         """GET the image; answer a 401 with digest or basic as the camera asks; read at most the size cap."""
@@ -608,14 +713,16 @@ def _faults(report: CheckReport, settings: CheckSettings) -> list[FaultCheck]:
     checks = [FaultCheck("camera.unreachable", False)]
     if report.drift_s is not None:
         drifted = abs(report.drift_s) > settings.drift_threshold_s or report.clock_adjusted
-        detail = {"drift_s": round(report.drift_s, 1), "clock_adjusted": report.clock_adjusted} if drifted else {}
+        detail = ({"drift_s": round(report.drift_s, 1), "clock_adjusted": report.clock_adjusted,
+                   "clock_fixed": report.clock_fixed} if drifted else {})
         checks.append(FaultCheck("camera.time_drift", drifted, detail=detail))
     if report.auth_ok is False:
         checks.append(FaultCheck("camera.auth_failed", True, detail={"error": report.error or "NotAuthorized"}))
         return checks
+    if report.auth_ok:
+        checks.append(FaultCheck("camera.auth_failed", False))
     if report.auth_ok is None or report.failure is not None:
         return checks  # a protocol error before the media checks: nothing more can be said
-    checks.append(FaultCheck("camera.auth_failed", False))
     if MEDIA_NS not in report.services:
         checks.append(FaultCheck("camera.no_stream", True, detail={"error": "no media service"}))
         return checks
@@ -624,7 +731,8 @@ def _faults(report: CheckReport, settings: CheckSettings) -> list[FaultCheck]:
     no_stream = not report.profiles or not any(p.stream_uri for p in report.profiles) or bool(dead_channels)
     detail: dict[str, Any] = {}
     if no_stream:
-        detail = {"profiles_without_stream": broken} if report.profiles else {"error": "no media profiles"}
+        detail = ({"profiles_without_stream": broken} if report.profiles
+                  else {"error": report.media_error or "no media profiles"})
         if dead_channels:
             detail["channels"] = dead_channels
     checks.append(FaultCheck("camera.no_stream", no_stream, detail=detail))

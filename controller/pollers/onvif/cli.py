@@ -36,7 +36,11 @@ def render(report: CheckReport) -> str:
         lines.append(f"  profile {p.token} ({p.encoding or '?'}{size}, source {p.source}): "
                      + (p.stream_uri or f"NO STREAM ({p.error})"))
     for c in report.channels:
-        lines.append(f"  channel {c.index} ({c.name}): {c.status}")
+        recording = f", recording {c.data['recording']}" if "recording" in c.data else ""
+        lines.append(f"  channel {c.index} ({c.name}): {c.status}{recording}")
+    if report.recording is not None and not report.channels:
+        states = ", ".join(f"{job['job']}: {job['state']}" for job in report.recording) or "no jobs"
+        lines.append(f"  recording: {states}")
     if report.snapshot is not None:
         s = report.snapshot
         lines.append(f"  snapshot: {s.uri}: " + (f"ok, {s.kind}, {s.size} bytes" if s.ok else f"FAILED ({s.error})"))
@@ -48,7 +52,7 @@ def render(report: CheckReport) -> str:
 @app.command("check")
 def check(
     address: Annotated[str, typer.Argument(help="HOST or HOST:PORT (port 80 by default)")],
-    user: Annotated[str, typer.Option("--user", "-u", help="ONVIF user")] = "admin",
+    user: Annotated[str, typer.Option("--user", "-u", help="ONVIF user")],
     password: Annotated[str | None, typer.Option(
         "--password", "-p", envvar="CLASSFLEET_ONVIF_PASSWORD", show_envvar=True,
         help="ONVIF password (better: the environment variable, so it stays out of shell history)")] = None,

@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, select
 
 from controller.store.models import Device
-from controller.store.polls import PollResult, record_polls
+from controller.store.polls import FaultCheck, PollResult, record_polls
 
 from .check import CameraTarget, CheckReport, CheckSettings, OnvifChecker, utcnow
+from .events import CameraEvent, PullPointSubscription
 
 log = logging.getLogger(__name__)
 FLUSH_EVERY = 200  # poll results per record_polls transaction
@@ -54,7 +55,9 @@ def targets_from_store(engine: Engine, environ: Mapping[str, str]) -> tuple[list
             problems.append(f"device {row.uid} (id {row.id}) has no mgmt_address")
             continue
         user = password = None
-        if row.credential_ref:
+        if not row.credential_ref:
+            problems.append(f"device {row.uid} has no credential_ref: its login will be refused")
+        else:
             secret = environ.get(row.credential_ref)
             if secret is None:
                 problems.append(f"device {row.uid}: credential variable {row.credential_ref} is not set")
@@ -73,13 +76,18 @@ class OnvifPoller:
 
     def __init__(self, engine: Engine, interval_s: float = 60.0, settings: CheckSettings | None = None,
                  environ: Mapping[str, str] | None = None, clock: Callable[[], dt.datetime] = utcnow,
-                 max_backoff_s: float = 900.0) -> None:
+                 max_backoff_s: float = 900.0, events: bool = False, event_pull_s: float = 10.0) -> None:
         self.engine = engine
         self.interval_s = interval_s
         self.settings = settings or CheckSettings()
         self.environ = environ if environ is not None else os.environ
         self.clock = clock
         self.max_backoff_s = max_backoff_s
+        self.events = events  # PullPoint tamper events: off by default (issue #6)
+        self.event_pull_s = event_pull_s
+        self._watchers: dict[int, tuple[CameraTarget, asyncio.Task[None]]] = {}
+        self._tamper: dict[int, dict[str, bool]] = {}
+        self._background: set[asyncio.Future[None]] = set()
         self.rounds = 0
         self.last_round_s: float | None = None
         self._health: dict[int, _Health] = {}
@@ -87,6 +95,7 @@ class OnvifPoller:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
+        self._round_task: asyncio.Future[int] | None = None
         self._stopping = threading.Event()
         self._round_done = threading.Condition()
 
@@ -106,9 +115,11 @@ class OnvifPoller:
     def stop(self, timeout: float = 15.0) -> None:
         """Stop after the check in flight is abandoned; waits at most ``timeout`` seconds."""
         self._stopping.set()
-        loop, wake = self._loop, self._wake
+        loop, wake, round_task = self._loop, self._wake, self._round_task
         if loop is not None and wake is not None:
             loop.call_soon_threadsafe(wake.set)
+            if round_task is not None:
+                loop.call_soon_threadsafe(round_task.cancel)
         if self._thread is not None:
             self._thread.join(timeout)
             if self._thread.is_alive():
@@ -133,6 +144,7 @@ class OnvifPoller:
         return True
 
     def _thread_main(self, ready: threading.Event) -> None:
+        """The poller thread: its own event loop, so nothing here can block the controller's."""
         loop = asyncio.new_event_loop()
         self._loop = loop
         try:
@@ -143,15 +155,20 @@ class OnvifPoller:
             self._loop = None
 
     async def _main(self, ready: threading.Event) -> None:
+        """Rounds every ``interval_s`` (sooner on ``poll_now``) until ``stop``; watchers are torn down last."""
         self._wake = asyncio.Event()
         ready.set()
         async with OnvifChecker(self.settings, self.clock) as checker:
             while not self._stopping.is_set():
                 started = time.monotonic()
+                self._round_task = asyncio.ensure_future(self.run_round(checker))
                 try:
-                    await self.run_round(checker)
+                    await self._round_task
+                except asyncio.CancelledError:
+                    log.info("ONVIF poll round abandoned: stopping")
                 except Exception:  # the database may be away for a moment; the next round retries
                     log.exception("ONVIF poll round failed")
+                self._round_task = None
                 self.last_round_s = time.monotonic() - started
                 with self._round_done:
                     self.rounds += 1
@@ -162,6 +179,7 @@ class OnvifPoller:
                 wait = max(0.0, self.interval_s - self.last_round_s)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), wait)
+            await self._stop_watchers(list(self._watchers))
 
     # -- one round -------------------------------------------------------------------------------
 
@@ -172,20 +190,23 @@ class OnvifPoller:
             if problem not in self._problems_logged:
                 self._problems_logged.add(problem)
                 log.warning("ONVIF poller: %s", problem)
+        if self.events:
+            self._reconcile_watchers(checker, targets)
         now = time.monotonic()
         due = [t for t in targets if self._health.setdefault(t.device_id or 0, _Health()).next_due <= now]
         batch: list[PollResult] = []
         recorded = 0
         last_flush = time.monotonic()
-        async for target, report in checker.check_many(due):
-            if self._stopping.is_set():
-                break
-            assert target.device_id is not None
-            self._track(target, report)
-            batch.append(report.poll_result(target.device_id))
-            if len(batch) >= FLUSH_EVERY or time.monotonic() - last_flush >= FLUSH_AFTER_S:
-                recorded += await asyncio.to_thread(record_polls, self.engine, batch)
-                batch, last_flush = [], time.monotonic()
+        async with contextlib.aclosing(checker.check_many(due)) as reports:
+            async for target, report in reports:
+                if self._stopping.is_set():
+                    break
+                assert target.device_id is not None
+                self._track(target, report)
+                batch.append(report.poll_result(target.device_id))
+                if len(batch) >= FLUSH_EVERY or time.monotonic() - last_flush >= FLUSH_AFTER_S:
+                    recorded += await asyncio.to_thread(record_polls, self.engine, batch)
+                    batch, last_flush = [], time.monotonic()
         if batch:
             recorded += await asyncio.to_thread(record_polls, self.engine, batch)
         return recorded
@@ -209,3 +230,45 @@ class OnvifPoller:
             health.next_due = time.monotonic() + max(0.0, backoff - self.interval_s)
         else:
             health.failures, health.next_due = 0, 0.0
+
+    # -- PullPoint tamper events (optional) -------------------------------------------------------
+
+    def _reconcile_watchers(self, checker: OnvifChecker, targets: list[CameraTarget]) -> None:
+        """One PullPoint watcher per device: start new ones, stop those removed or re-addressed."""
+        wanted = {t.device_id: t for t in targets if t.device_id is not None}
+        stale = [d for d, (t, _task) in self._watchers.items() if wanted.get(d) != t]
+        if stale:
+            stopping = asyncio.ensure_future(self._stop_watchers(stale))
+            self._background.add(stopping)  # hold a reference until it is done
+            stopping.add_done_callback(self._background.discard)
+        for device_id, target in wanted.items():
+            if device_id in self._watchers:
+                continue
+            sub = PullPointSubscription(checker, target, pull_timeout_s=self.event_pull_s)
+            task = asyncio.ensure_future(sub.run(lambda events, t=target: self._on_events(t, events)))
+            self._watchers[device_id] = (target, task)
+
+    async def _stop_watchers(self, device_ids: list[int]) -> None:
+        """Cancel watchers; each unsubscribes on its way out (bounded by the call timeout)."""
+        tasks = [self._watchers.pop(d)[1] for d in device_ids if d in self._watchers]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=self.settings.call_timeout_s + 1)
+
+    async def _on_events(self, target: CameraTarget, events: list[CameraEvent]) -> None:
+        """Tamper events raise or clear camera.tamper through record_polls; other events are not kept."""
+        assert target.device_id is not None
+        states = self._tamper.setdefault(target.device_id, {})
+        changed = False
+        for event in events:
+            if event.is_tamper and event.state is not None:
+                source = event.source.get("Source") or ",".join(sorted(event.source.values())) or "camera"
+                states[source] = event.state
+                changed = True
+        if not changed:
+            return
+        tampered = sorted(source for source, on in states.items() if on)
+        check = FaultCheck("camera.tamper", bool(tampered), detail={"sources": tampered} if tampered else {})
+        result = PollResult(target.device_id, self.clock(), True, {"event": "tamper"}, faults=(check,))
+        await asyncio.to_thread(record_polls, self.engine, [result])

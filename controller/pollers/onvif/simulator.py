@@ -20,6 +20,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
+import re
 import secrets
 import signal
 import socket
@@ -64,7 +65,22 @@ _NS = {
     "tev": "http://www.onvif.org/ver10/events/wsdl",
     "tmd": "http://www.onvif.org/ver10/deviceIO/wsdl",
     "tr2": "http://www.onvif.org/ver20/media/wsdl",
+    "trc": "http://www.onvif.org/ver10/recording/wsdl",
 }
+
+
+MOTION_TOPIC = "tns1:VideoSource/MotionAlarm"
+TAMPER_TOPIC = "tns1:RuleEngine/TamperDetector/Tamper"
+
+
+@dataclass
+class _Subscription:
+    """A PullPoint subscription of a simulated camera: where in the event log it is, when it expires."""
+
+    number: int
+    position: int
+    expires: float
+    initialized: bool = False
 
 
 @dataclass
@@ -79,6 +95,10 @@ class SimCamera:
     serial: str = "SIM0001"
     hardware_id: str = "SIMHW2"
     clock_offset_s: float = 0.0
+    ntp: bool = False  # DateTimeType NTP (a manual clock, as captured, by default)
+    auth_all: bool = False  # like AXIS: a login even for GetSystemDateAndTime and the other exempt calls
+    uri_credentials: bool = False  # hand out stream and snapshot URIs with user:password@ in them, as some do
+    media_broken: bool = False  # GetProfiles fails (ActionFailed): a camera with no usable media config
     strict: bool = False
     strict_window_s: float = 10.0
     mode: Mode = "ok"
@@ -88,17 +108,50 @@ class SimCamera:
     dead_channels: frozenset[int] = frozenset()
     snapshot_auth: Literal["digest", "basic", "none"] = "digest"
     snapshot_broken: bool = False
-    recording: bool = True
+    recording: bool = True  # False: every recording job idle (an NVR that stopped recording)
+    recording_service: bool | None = None  # None: NVRs offer the recording service, cameras do not
     requests: int = 0
+    max_pull_hold_s: float = 60.0  # the real server caps a PullMessages Timeout at 60 s
+    max_subscriptions: int = 8  # and keeps at most 8 subscriptions
+    events: list[tuple[str, str, str, bool]] = field(default_factory=list)  # (topic, source, data item, state)
+    _subs: dict[int, _Subscription] = field(default_factory=dict, repr=False)
+    _next_sub: int = 1
     _nonces: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=NONCE_MEMORY),
                                              repr=False)
     _http_nonces: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=64),
                                                  repr=False)
 
+    def tamper(self, tampered: bool, channel: int = 1) -> None:
+        """Someone covers (True) or uncovers (False) a video source: a TamperDetector event."""
+        self.events.append((TAMPER_TOPIC, self.profiles_sources()[channel - 1], "IsTamper", tampered))
+
+    def motion(self, moving: bool, channel: int = 1) -> None:
+        """Motion starts or stops on a video source: a MotionAlarm event, as the real server sends."""
+        self.events.append((MOTION_TOPIC, self.profiles_sources()[channel - 1], "State", moving))
+
+    def profiles_sources(self) -> list[str]:
+        """The video source tokens, in channel order."""
+        return list(dict.fromkeys(p[1] for p in self.profiles()))
+
+    def initial_states(self) -> list[tuple[str, str, str, bool]]:
+        """The current state of every property event, for a new subscription's first pull (Initialized)."""
+        state: dict[tuple[str, str, str], bool] = {}
+        for source in self.profiles_sources():
+            state[(MOTION_TOPIC, source, "State")] = False
+            state[(TAMPER_TOPIC, source, "IsTamper")] = False
+        for topic, source, item, value in list(self.events):
+            state[(topic, source, item)] = value
+        return [(*key, value) for key, value in state.items()]
+
     @property
     def nvr(self) -> bool:
         """Several video sources: an NVR."""
         return self.channels > 1
+
+    @property
+    def records(self) -> bool:
+        """Whether the recording service is offered (no real capture has one: simulator only)."""
+        return self.nvr if self.recording_service is None else self.recording_service
 
     def now(self) -> dt.datetime:
         """The camera's own clock: the real one plus its offset."""
@@ -170,12 +223,27 @@ class _Responder:
 
     def device_GetSystemDateAndTime(self, req: Any) -> bytes:
         now = self.cam.now()
-        body = ("<tds:GetSystemDateAndTimeResponse><tds:SystemDateAndTime><tt:DateTimeType>NTP</tt:DateTimeType>"
+        body = ("<tds:GetSystemDateAndTimeResponse><tds:SystemDateAndTime><tt:DateTimeType>"
+                f"{'NTP' if self.cam.ntp else 'Manual'}</tt:DateTimeType>"
                 "<tt:DaylightSavings>false</tt:DaylightSavings><tt:TimeZone><tt:TZ>ICT-7</tt:TZ></tt:TimeZone>"
                 f"<tt:UTCDateTime>{_datetime_xml(now)}</tt:UTCDateTime><tt:LocalDateTime>"
                 f"{_datetime_xml(now + dt.timedelta(hours=7))}</tt:LocalDateTime></tds:SystemDateAndTime>"
                 "</tds:GetSystemDateAndTimeResponse>")
         return _envelope(body, "tds", "tt")
+
+    def device_SetSystemDateAndTime(self, req: Any) -> bytes | tuple[int, bytes]:
+        utc = next((el for el in req.iter() if isinstance(el.tag, str)
+                    and etree.QName(el).localname == "UTCDateTime"), None)
+        if utc is not None:
+            try:
+                parts = {name: int(_param(utc, name) or "") for name in ("Year", "Month", "Day", "Hour", "Minute",
+                                                                          "Second")}
+                given = dt.datetime(parts["Year"], parts["Month"], parts["Day"], parts["Hour"], parts["Minute"],
+                                    parts["Second"], tzinfo=dt.UTC)
+            except ValueError:
+                return 500, action_failed_fault("invalid date and time")
+            self.cam.clock_offset_s = (given - dt.datetime.now(dt.UTC)).total_seconds()
+        return _envelope("<tds:SetSystemDateAndTimeResponse />", "tds")
 
     def device_GetDeviceInformation(self, req: Any) -> bytes:
         c = self.cam
@@ -242,6 +310,10 @@ class _Responder:
              'NonAggregateControl="false" AutoStartMulticast="false" SecureRTSPStreaming="false"/>'
              "</tr2:Capabilities>"),
         ]
+        if self.cam.records:
+            services.append(("trc", "/onvif/recording_service", (2, 40),
+                             '<trc:Capabilities DynamicRecordings="false" DynamicTracks="false" '
+                             f'MaxRecordings="{self.cam.channels}" MaxRecordingJobs="{self.cam.channels}"/>'))
         parts = []
         for prefix, path, (major, minor), caps in services:
             capabilities = f"<tds:Capabilities>{caps}</tds:Capabilities>" if include else ""
@@ -249,9 +321,13 @@ class _Responder:
                          f"{capabilities}<tds:Version><tt:Major>{major}</tt:Major><tt:Minor>{minor}</tt:Minor>"
                          "</tds:Version></tds:Service>")
         prefixes = ("tds", "tt", "tev", "trt", "tmd", "tr2") if include else ("tds", "tt")
+        if include and self.cam.records:
+            prefixes = (*prefixes, "trc")
         return _envelope(f"<tds:GetServicesResponse>{''.join(parts)}</tds:GetServicesResponse>", *prefixes)
 
-    def media_GetProfiles(self, req: Any) -> bytes:
+    def media_GetProfiles(self, req: Any) -> bytes | tuple[int, bytes]:
+        if self.cam.media_broken:
+            return 500, action_failed_fault("media configuration unavailable")
         parts = []
         for token, source, _channel, width, height in self.cam.profiles():
             parts.append(
@@ -281,7 +357,8 @@ class _Responder:
         if profile[2] in self.cam.dead_channels:
             return 500, action_failed_fault(f"video loss on channel {profile[2]}")
         host = self.base.split("//", 1)[1].rsplit(":", 1)[0]
-        uri = f"rtsp://{host}:8554/ch{profile[2]}_{profile[0].rsplit('_', 1)[1]}.h264"
+        login = f"{self.cam.user}:{self.cam.password}@" if self.cam.uri_credentials else ""
+        uri = f"rtsp://{login}{host}:8554/ch{profile[2]}_{profile[0].rsplit('_', 1)[1]}.h264"
         return _envelope(f"<trt:GetStreamUriResponse>{_uri(uri)}</trt:GetStreamUriResponse>", "trt", "tt")
 
     def media_GetSnapshotUri(self, req: Any) -> bytes | tuple[int, bytes]:
@@ -289,7 +366,31 @@ class _Responder:
         if profile is None:
             return 500, action_failed_fault("no such profile")
         uri = f"{self.base}/snapshot/{profile[2]}.jpg"
+        if self.cam.uri_credentials:
+            uri = uri.replace("//", f"//{self.cam.user}:{self.cam.password}@", 1)
         return _envelope(f"<trt:GetSnapshotUriResponse>{_uri(uri)}</trt:GetSnapshotUriResponse>", "trt", "tt")
+
+    def _job_state(self, channel: int) -> str:
+        if channel in self.cam.dead_channels:
+            return "Error"
+        return "Active" if self.cam.recording else "Idle"
+
+    def recording_GetRecordingJobs(self, req: Any) -> bytes:
+        mode = "Active" if self.cam.recording else "Idle"
+        items = "".join(f"<trc:JobItem><tt:JobToken>Job_{c}</tt:JobToken><tt:JobConfiguration><tt:RecordingToken>"
+                        f"Recording_{c}</tt:RecordingToken><tt:Mode>{mode}</tt:Mode><tt:Priority>1</tt:Priority>"
+                        "</tt:JobConfiguration></trc:JobItem>" for c in range(1, self.cam.channels + 1))
+        return _envelope(f"<trc:GetRecordingJobsResponse>{items}</trc:GetRecordingJobsResponse>", "trc", "tt")
+
+    def recording_GetRecordingJobState(self, req: Any) -> bytes | tuple[int, bytes]:
+        token = _param(req, "JobToken") or ""
+        channel = int(token.rsplit("_", 1)[-1]) if token.rsplit("_", 1)[-1].isdigit() else 0
+        if not 1 <= channel <= self.cam.channels:
+            return 500, action_failed_fault("no such recording job")
+        body = (f"<trc:GetRecordingJobStateResponse><trc:State><tt:RecordingToken>Recording_{channel}"
+                f"</tt:RecordingToken><tt:State>{self._job_state(channel)}</tt:State></trc:State>"
+                "</trc:GetRecordingJobStateResponse>")
+        return _envelope(body, "trc", "tt")
 
     def media_GetVideoSources(self, req: Any) -> bytes:
         seen: dict[str, tuple[int, int]] = {}
@@ -301,7 +402,76 @@ class _Responder:
         return _envelope(f"<trt:GetVideoSourcesResponse>{parts}</trt:GetVideoSourcesResponse>", "trt", "tt")
 
 
+_EV_NS = {
+    "wsa": "http://www.w3.org/2005/08/addressing",
+    "wsa5": "http://www.w3.org/2005/08/addressing",
+    "wsnt": "http://docs.oasis-open.org/wsn/b-2",
+    "wstop": "http://docs.oasis-open.org/wsn/t-1",
+    "tns1": "http://www.onvif.org/ver10/topics",
+    "wsrf-rw": "http://docs.oasis-open.org/wsrf/rw-2",
+    "ter": "http://www.onvif.org/ver10/error",
+}
+_NS.update(_EV_NS)
+
+
+def _stamp(when: dt.datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _event_envelope(action: str, body: str, *prefixes: str, header_extra: str = "") -> bytes:
+    """An events-service answer: a WS-Addressing Action header, like the real server's."""
+    decl = "".join(f' xmlns:{p}="{_NS[p]}"' for p in ("SOAP-ENV", *prefixes))
+    return (f'<?xml version="1.0" encoding="UTF-8"?><SOAP-ENV:Envelope{decl}><SOAP-ENV:Header>{header_extra}'
+            f"<wsa:Action>{action}</wsa:Action></SOAP-ENV:Header><SOAP-ENV:Body>{body}</SOAP-ENV:Body>"
+            "</SOAP-ENV:Envelope>").encode()
+
+
+def resource_unknown_fault(base: str) -> bytes:
+    """Receiver / wsrf-rw:ResourceUnknownFault with WS-Addressing headers, sent with 500 (capture 21's shape)."""
+    return ('<SOAP-ENV:Envelope xmlns:SOAP-ENV="http://www.w3.org/2003/05/soap-envelope" '
+            'xmlns:wsa5="http://www.w3.org/2005/08/addressing" xmlns:wsrf-rw="http://docs.oasis-open.org/wsrf/rw-2" '
+            'xmlns:ter="http://www.onvif.org/ver10/error"><SOAP-ENV:Header>'
+            f'<wsa5:MessageID>urn:uuid:{secrets.token_hex(4)}-sim</wsa5:MessageID><wsa5:ReplyTo '
+            f'SOAP-ENV:mustUnderstand="true"><wsa5:Address>{base}/onvif</wsa5:Address></wsa5:ReplyTo>'
+            f'<wsa5:To SOAP-ENV:mustUnderstand="true">{base}/onvif/events_service</wsa5:To>'
+            '<wsa5:Action SOAP-ENV:mustUnderstand="true">http://www.w3.org/2005/08/addressing/soap/fault'
+            "</wsa5:Action></SOAP-ENV:Header><SOAP-ENV:Body><SOAP-ENV:Fault><SOAP-ENV:Code><SOAP-ENV:Value>"
+            "SOAP-ENV:Receiver</SOAP-ENV:Value><SOAP-ENV:Subcode><SOAP-ENV:Value>wsrf-rw:ResourceUnknownFault"
+            "</SOAP-ENV:Value><SOAP-ENV:Subcode><SOAP-ENV:Value>wsrf-rw:ResourceUnknownFault</SOAP-ENV:Value>"
+            '</SOAP-ENV:Subcode></SOAP-ENV:Subcode></SOAP-ENV:Code><SOAP-ENV:Reason><SOAP-ENV:Text xml:lang="en">'
+            "Resource unknown</SOAP-ENV:Text></SOAP-ENV:Reason><SOAP-ENV:Node>"
+            "http://www.w3.org/2003/05/soap-envelope/node/ultimateReceiver</SOAP-ENV:Node><SOAP-ENV:Role>"
+            "http://www.w3.org/2003/05/soap-envelope/role/ultimateReceiver</SOAP-ENV:Role><SOAP-ENV:Detail>"
+            "<SOAP-ENV:Text>no such subscription</SOAP-ENV:Text></SOAP-ENV:Detail></SOAP-ENV:Fault>"
+            "</SOAP-ENV:Body></SOAP-ENV:Envelope>").encode()
+
+
+_DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
+
+
+def _duration_s(text: str | None, default: float) -> float:
+    """An xsd:duration such as PT60S or PT1M (what clients send), in seconds."""
+    match = _DURATION.match((text or "").strip())
+    if not match or not any(match.groups()):
+        return default
+    days, hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+
+
+def _notification(topic: str, source: str, item: str, value: bool, operation: str, when: dt.datetime) -> str:
+    return ('<wsnt:NotificationMessage><wsnt:Topic Dialect="http://www.onvif.org/ver10/tev/topicExpression/'
+            f'ConcreteSet">{topic}</wsnt:Topic><wsnt:Message><tt:Message UtcTime="{_stamp(when)}" '
+            f'PropertyOperation="{operation}"><tt:Source><tt:SimpleItem Name="Source" Value="{source}"/>'
+            f'</tt:Source><tt:Data><tt:SimpleItem Name="{item}" Value="{str(value).lower()}" /></tt:Data>'
+            "</tt:Message></wsnt:Message></wsnt:NotificationMessage>")
+
+
+EV_ACTION = "http://www.onvif.org/ver10/events/wsdl"
+SM_ACTION = "http://docs.oasis-open.org/wsn/bw-2/SubscriptionManager"
+
+
 SERVICE_PATHS = {"/onvif/device_service": "device", "/onvif/media_service": "media",
+                 "/onvif/recording_service": "recording",
                  "/onvif/events_service": "events", "/onvif/deviceio_service": "deviceio",
                  "/onvif/media2_service": "media2"}
 
@@ -539,11 +709,11 @@ class CameraSimulator:
             return _reply(500, b"<html><body>500 Internal Server Error</body></html>", "text/html")
         if service is None:
             raise web.HTTPNotFound()
-        exempt = service == "device" and op.lower() in AUTH_EXEMPT
-        if exempt:
-            answer = self._answer(cam, request, service, op, op_el)
-        elif not _authorized(cam, envelope):
-            answer = (400, not_authorized_fault())
+        exempt = service == "device" and op.lower() in AUTH_EXEMPT and not cam.auth_all
+        if not exempt and not _authorized(cam, envelope):
+            answer: bytes | tuple[int, bytes] = (400, not_authorized_fault())
+        elif service == "events" and op in ("CreatePullPointSubscription", "PullMessages", "Renew", "Unsubscribe"):
+            answer = await self._event(cam, request, op, op_el)
         else:
             answer = self._answer(cam, request, service, op, op_el)
         status, body = answer if isinstance(answer, tuple) else (200, answer)
@@ -561,6 +731,67 @@ class CameraSimulator:
             return _envelope(f"<{prefix}:{op}Response />", prefix)
         result: bytes | tuple[int, bytes] = handler(op_el)
         return result
+
+    async def _event(self, cam: SimCamera, request: web.Request, op: str, op_el: Any) -> bytes | tuple[int, bytes]:
+        """PullPoint: create, pull (held until news or the Timeout), renew, unsubscribe; ?sub=N selects one."""
+        base = f"http://{request.host}"
+        now = dt.datetime.now(dt.UTC)
+        loop_now = asyncio.get_running_loop().time()
+        for number in [n for n, sub in cam._subs.items() if sub.expires < loop_now]:
+            del cam._subs[number]
+        if op == "CreatePullPointSubscription":
+            if len(cam._subs) >= cam.max_subscriptions:
+                return 500, action_failed_fault("too many subscriptions")
+            life = _duration_s(_param(op_el, "InitialTerminationTime"), 60.0)
+            sub = _Subscription(cam._next_sub, len(cam.events), loop_now + life)
+            cam._subs[sub.number] = sub
+            cam._next_sub += 1
+            body = (f"<tev:CreatePullPointSubscriptionResponse><tev:SubscriptionReference><wsa:Address>{base}"
+                    f"/onvif/events_service?sub={sub.number}</wsa:Address></tev:SubscriptionReference>"
+                    f"<wsnt:CurrentTime>{_stamp(now)}</wsnt:CurrentTime><wsnt:TerminationTime>"
+                    f"{_stamp(now + dt.timedelta(seconds=life))}</wsnt:TerminationTime>"
+                    "</tev:CreatePullPointSubscriptionResponse>")
+            return _event_envelope(f"{EV_ACTION}/EventPortType/CreatePullPointSubscriptionResponse", body,
+                                   "wsa", "wsnt", "tev")
+        number = int(request.query.get("sub", "0") or 0) if request.query.get("sub", "").isdigit() else 0
+        sub = cam._subs.get(number)
+        if sub is None:
+            return 500, resource_unknown_fault(base)
+        if op == "Unsubscribe":
+            del cam._subs[number]
+            return _event_envelope(f"{SM_ACTION}/UnsubscribeResponse", "<wsnt:UnsubscribeResponse/>", "wsa", "wsnt")
+        if op == "Renew":
+            life = _duration_s(_param(op_el, "TerminationTime"), 60.0)
+            sub.expires = loop_now + life
+            body = (f"<wsnt:RenewResponse><wsnt:TerminationTime>{_stamp(now + dt.timedelta(seconds=life))}"
+                    f"</wsnt:TerminationTime><wsnt:CurrentTime>{_stamp(now)}</wsnt:CurrentTime></wsnt:RenewResponse>")
+            header = (f"<wsa:MessageID>uuid:{secrets.token_hex(8)}</wsa:MessageID><wsa:RelatesTo>urn:uuid:sim"
+                      '</wsa:RelatesTo><wsa:To SOAP-ENV:mustUnderstand="1">'
+                      "http://www.w3.org/2005/08/addressing/anonymous</wsa:To>")
+            return _event_envelope(f"{SM_ACTION}/RenewResponse", body, "wsa", "wsnt", header_extra=header)
+        limit = int(_param(op_el, "MessageLimit") or 10)
+        messages: list[str] = []
+        if not sub.initialized:
+            sub.initialized = True
+            sub.position = len(cam.events)
+            messages = [_notification(*state, "Initialized", now) for state in cam.initial_states()][:limit]
+        else:
+            assert self._stopping is not None
+            deadline = loop_now + min(_duration_s(_param(op_el, "Timeout"), 10.0), cam.max_pull_hold_s)
+            while len(cam.events) <= sub.position and asyncio.get_running_loop().time() < deadline:
+                if self._stopping.is_set() or number not in cam._subs:
+                    break
+                await asyncio.sleep(0.05)
+            fresh = cam.events[sub.position: sub.position + limit]
+            sub.position += len(fresh)
+            messages = [_notification(*event, "Changed", dt.datetime.now(dt.UTC)) for event in fresh]
+        now = dt.datetime.now(dt.UTC)
+        left = max(0.0, sub.expires - asyncio.get_running_loop().time())
+        body = (f"<tev:PullMessagesResponse><tev:CurrentTime>{_stamp(now)}</tev:CurrentTime><tev:TerminationTime>"
+                f"{_stamp(now + dt.timedelta(seconds=left))}</tev:TerminationTime>{''.join(messages)}"
+                "</tev:PullMessagesResponse>")
+        return _event_envelope(f"{EV_ACTION}/PullPointSubscription/PullMessagesResponse", body,
+                               "wsa", "wstop", "wsnt", "tev", "tns1", "tt")
 
     async def _get_on_service(self, request: web.Request) -> web.StreamResponse:
         """GET on a SOAP endpoint: 200 with an HTML page, as the real server does."""
