@@ -119,7 +119,8 @@ def demo(host: HostOpt = None, port: PortOpt = None, mqtt_port: MqttPortOpt = No
 
     data_dir = data_dir or Path(tempfile.mkdtemp(prefix="classfleet-demo-"))
     ctl = _start(_settings(host=host, port=port, mqtt_port=mqtt_port, data_dir=data_dir,
-                           offline_after_s=max(3.5 * heartbeat, 15.0), mqtt_url="", onvif_interval_s=0),
+                           offline_after_s=max(3.5 * heartbeat, 15.0), mqtt_url="", onvif_interval_s=0,
+                           snmp_interval_s=30),
                  port, mqtt_port)
     settings = ctl.settings
     assert ctl.engine is not None and ctl.broker is not None

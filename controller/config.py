@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     offline_after_s: float = Field(default=180.0, gt=0, description="no message for this long: offline")
     history_retention_days: int = Field(default=90, ge=1)
     metrics_token: SecretStr | None = Field(default=None, description="bearer token required on /metrics")
+    snmp_interval_s: float = Field(default=60.0, ge=0, description="switch polls every N s (0: SNMP poller off)")
+    snmp_workers: int = Field(default=0, ge=0, le=64, description="0: poll in a thread; N: in N worker processes")
+    snmp_trap_port: int | None = Field(default=None, ge=1, le=65535, description="receive traps (e.g. 10162)")
+    snmp_trap_host: str = "0.0.0.0"
     onvif_interval_s: float = Field(default=60.0, ge=0, description="camera checks every N s (0: ONVIF poller off)")
     onvif_events: bool = Field(default=False, description="watch cameras' PullPoint events (tamper)")
     log_level: str = "INFO"

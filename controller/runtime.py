@@ -65,6 +65,12 @@ class Controller:
             session_expiry_s=s.mqtt_session_expiry_s, shared=s.mqtt_shared_subscription,
         )
         self.ingest.start()
+        if s.snmp_interval_s > 0:
+            from .pollers.snmp.service import SnmpPollerProcesses, SnmpPollerService
+
+            options = {"interval_s": s.snmp_interval_s, "trap_port": s.snmp_trap_port, "trap_host": s.snmp_trap_host}
+            self.add_poller(SnmpPollerProcesses(url, workers=s.snmp_workers, **options) if s.snmp_workers
+                            else SnmpPollerService(self.engine, **options))
         if s.onvif_interval_s > 0:
             from .pollers.onvif.service import OnvifPoller
 

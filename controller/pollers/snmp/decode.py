@@ -7,7 +7,7 @@ No I/O here: ``fetch`` drives any ``Transport`` (the real one, or a recording re
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -280,7 +280,7 @@ def _neighbours(c: dict[str, dict[Oid, Value]], interfaces: list[Interface]) -> 
     loc_id = {i: text(v) for i, v in c.get("lldpLocPortId", {}).items()}
     by_name = {name: iface for iface in interfaces for name in (iface.name, iface.descr) if name}
     by_index = {iface.index: iface for iface in interfaces}
-    rows = set()
+    rows: set[Oid] = set()
     for col in ("lldpRemChassisId", "lldpRemPortId", "lldpRemSysName", "lldpRemPortDesc"):
         rows.update(c.get(col, {}))
     out = []
@@ -295,7 +295,8 @@ def _neighbours(c: dict[str, dict[Oid, Value]], interfaces: list[Interface]) -> 
             iface = iface or by_index.get(local)
         out.append(Neighbour(
             local_port=iface.index if iface else local, local_port_name=iface.name if iface else None,
-            chassis_id=text(c.get("lldpRemChassisId", {}).get(index)), port_id=text(c.get("lldpRemPortId", {}).get(index)),
+            chassis_id=text(c.get("lldpRemChassisId", {}).get(index)),
+            port_id=text(c.get("lldpRemPortId", {}).get(index)),
             port_descr=text(c.get("lldpRemPortDesc", {}).get(index)),
             sys_name=text(c.get("lldpRemSysName", {}).get(index))))
     return out
@@ -372,7 +373,10 @@ def read_snmprec(path: Path) -> dict[Oid, Value]:
         elif tag == "6":
             out[oid] = value
         elif tag.endswith("x"):
-            out[oid] = bytes.fromhex(value)
+            try:
+                out[oid] = bytes.fromhex(value)
+            except ValueError:
+                continue  # a few recordings hold odd-length hex; snmpsim cannot serve those either
         elif tag == "64":
             out[oid] = bytes(int(p) for p in value.split(".")) if value.count(".") == 3 else value.encode()
         elif tag == "4":
@@ -387,11 +391,11 @@ class RecordingTransport:
         self._values = values
         self._sorted = sorted(values)
 
-    async def get(self, target: Target, oids: list[Oid]) -> dict[Oid, Value]:  # type: ignore[override]
+    async def get(self, target: Target, oids: Sequence[Oid]) -> dict[Oid, Value]:
         """The recorded values of the instances asked for."""
         return {o: self._values[o] for o in oids if o in self._values}
 
-    async def walk(self, target: Target, columns: list[Oid]) -> dict[Oid, dict[Oid, Value]]:  # type: ignore[override]
+    async def walk(self, target: Target, columns: Sequence[Oid]) -> dict[Oid, dict[Oid, Value]]:
         """Every recorded instance under each column."""
         import bisect
 

@@ -21,6 +21,12 @@ class Module:
     name: str
     scalars: dict[str, Oid] = field(default_factory=dict)
     tables: dict[str, dict[str, Oid]] = field(default_factory=dict)
+    every_s: float = 0.0  # 0: every poll; else re-read at most this often (identity changes rarely)
+
+    @property
+    def names(self) -> set[str]:
+        """Every scalar and column name this module reads."""
+        return set(self.scalars) | {c for cols in self.tables.values() for c in cols}
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +79,7 @@ def load(path: Path = DEFAULT_PATH) -> Catalogue:
     for name, body in data.get("modules", {}).items():
         scalars = {k: parse_oid(v) for k, v in body.get("scalars", {}).items()}
         tables = {t: {k: parse_oid(v) for k, v in cols.items()} for t, cols in body.get("tables", {}).items()}
-        modules[name] = Module(name, scalars, tables)
+        modules[name] = Module(name, scalars, tables, float(body.get("every_s", 0)))
     classes: dict[str, tuple[str, ...]] = {}
     for name, members in data.get("classes", {}).items():
         unknown = [m for m in members if m not in modules]

@@ -8,10 +8,11 @@ and the transport on real agents (STYLE: the transport is an interface).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 Oid = tuple[int, ...]
 Value = int | bytes | str
@@ -111,6 +112,7 @@ class PysnmpTransport:
         self._malformed: dict[tuple[str, int], float] = {}
         self._auth_cache: dict[tuple[object, ...], object] = {}
         self._target_cache: dict[tuple[object, ...], object] = {}
+        self._reps_cap: dict[tuple[str, int, Oid], int] = {}  # tables an agent can only walk row by row
 
     def _ensure_engine(self) -> object:
         """Create the engine on the running loop (pysnmp's dispatcher binds to the loop it is made on)."""
@@ -133,16 +135,17 @@ class PysnmpTransport:
         """Note datagrams that are not SNMP at all, per sender, so a timeout can say "answered garbage"."""
         if not _ber_looks_like_snmp(bytes(message)):
             host, port = address[0], address[1]  # type: ignore[index]
+            if len(self._malformed) > 10_000:  # junk from addresses we never ask must not pile up
+                self._malformed.clear()
             self._malformed[(str(host), int(port))] = time.monotonic()
         return None
 
     def close(self) -> None:
         """Close the engine's socket; a later request opens a new one."""
         if self._engine is not None:
-            try:
+            # closing a half-open engine must not mask the caller's error
+            with contextlib.suppress(Exception):
                 self._engine.close_dispatcher()  # type: ignore[attr-defined]
-            except Exception:  # noqa: BLE001 - closing a half-open engine must not mask the caller's error
-                pass
         self._engine = None
         self._loop = None
 
@@ -203,6 +206,8 @@ class PysnmpTransport:
             hint = "wrong community, or" if target.version in ("1", "2c") else "wrong v3 user/keys, or"
             raise SnmpError("timeout", f"no answer from {target.address} after {target.retries + 1} tries of "
                             f"{target.timeout_s:g}s ({hint} host down, or SNMP off)")
+        if "Ciphering services not available" in str(indication):
+            raise SnmpError("config", "SNMPv3 privacy needs the 'cryptography' package (pip install cryptography)")
         auth_like = ("UnknownUserName", "WrongDigest", "AuthenticationError", "AuthenticationFailure",
                      "DecryptionError", "UnknownSecurityName", "UnsupportedSecurityLevel", "NotInTimeWindow",
                      "UnknownEngineID")
@@ -210,19 +215,41 @@ class PysnmpTransport:
             raise SnmpError("auth_failed", f"{target.address} refused the SNMPv3 credentials ({indication})")
         raise SnmpError("snmp_error", f"{target.address}: {indication}")
 
+    async def _send(self, engine: Any, auth: Any, udp: Any, kind: str, oids: Sequence[Oid],
+                    max_repetitions: int = 0) -> tuple[Any, Any, Any, Any]:
+        """One request through pysnmp's command generators, below the hlapi: the hlapi resolves every
+        OID through a MIB view (loading the MIB compiler), which costs more CPU than the SNMP itself."""
+        from pysnmp.entity.rfc3413 import cmdgen
+        from pysnmp.hlapi.v3arch.asyncio.cmdgen import LCD
+        from pysnmp.proto.rfc1902 import Null, ObjectName
+
+        addr_name, _ = LCD.configure(engine, auth, udp, b"")
+        future: asyncio.Future[tuple[Any, Any, Any, Any]] = asyncio.get_running_loop().create_future()
+
+        def done(snmp_engine: Any, handle: Any, indication: Any, status: Any, index: Any, varbinds: Any,
+                 ctx: Any) -> None:
+            if not future.done():
+                future.set_result((indication, status, index, varbinds))
+
+        varbinds = [(ObjectName(o), Null("")) for o in oids]
+        if kind == "get":
+            cmdgen.GetCommandGenerator().send_varbinds(engine, addr_name, None, b"", varbinds, done)
+        elif kind == "next":
+            cmdgen.NextCommandGenerator().send_varbinds(engine, addr_name, None, b"", varbinds, done)
+        else:
+            cmdgen.BulkCommandGenerator().send_varbinds(engine, addr_name, None, b"", 0, max_repetitions, varbinds,
+                                                        done)
+        return await future
+
     async def get(self, target: Target, oids: Sequence[Oid]) -> dict[Oid, Value]:
         """GET the instances; on SNMPv1 a noSuchName drops that OID and asks again for the rest."""
-        from pysnmp.hlapi.v3arch.asyncio import ContextData, ObjectIdentity, ObjectType, get_cmd
-
         engine = self._ensure_engine()
         auth, udp = self._auth(target), await self._udp(target)
         pending = list(oids)
         out: dict[Oid, Value] = {}
         while pending:
             started = time.monotonic()
-            ind, status, index, vbs = await get_cmd(engine, auth, udp, ContextData(),
-                                                    *[ObjectType(ObjectIdentity(o)) for o in pending],
-                                                    lookupMib=False)
+            ind, status, index, vbs = await self._send(engine, auth, udp, "get", pending)
             if ind:
                 self._raise_for(target, ind, started)
             if status:
@@ -239,8 +266,6 @@ class PysnmpTransport:
 
     async def walk(self, target: Target, columns: Sequence[Oid]) -> dict[Oid, dict[Oid, Value]]:
         """Walk columns side by side: GETBULK on v2c/v3, multi-varbind GETNEXT on v1."""
-        from pysnmp.hlapi.v3arch.asyncio import ContextData, ObjectIdentity, ObjectType, bulk_cmd, next_cmd
-
         engine = self._ensure_engine()
         auth, udp = self._auth(target), await self._udp(target)
         result: dict[Oid, dict[Oid, Value]] = {c: {} for c in columns}
@@ -251,17 +276,25 @@ class PysnmpTransport:
             if requests > 5000:
                 raise SnmpError("agent_error", f"{target.address}: walk did not end after 5000 requests")
             active = list(cursor)
-            varbinds = [ObjectType(ObjectIdentity(cursor[c])) for c in active]
+            oids = [cursor[c] for c in active]
             started = time.monotonic()
+            cap_key = (target.host, target.port, columns[0])
+            reps = max(1, min(target.max_repetitions, 60 // len(active) or 1, self._reps_cap.get(cap_key, 1000)))
             if target.version == "1":
-                ind, status, index, vbs = await next_cmd(engine, auth, udp, ContextData(), *varbinds,
-                                                         lookupMib=False)
+                ind, status, index, vbs = await self._send(engine, auth, udp, "next", oids)
             else:
-                reps = max(1, min(target.max_repetitions, 60 // len(active) or 1))
-                ind, status, index, vbs = await bulk_cmd(engine, auth, udp, ContextData(), 0, reps, *varbinds,
-                                                         lookupMib=False)
+                ind, status, index, vbs = await self._send(engine, auth, udp, "bulk", oids, reps)
             if ind:
-                self._raise_for(target, ind, started)
+                try:
+                    self._raise_for(target, ind, started)
+                except SnmpError as exc:
+                    # The agent answered this walk before, so it is alive: some agents (and snmpsim on a
+                    # value it cannot encode) drop a large GETBULK answer. Walk this table one row at a time.
+                    if exc.reason == "timeout" and requests > 1 and reps > 1 and target.version != "1":
+                        self._reps_cap[cap_key] = 1
+                        requests -= 1
+                        continue
+                    raise
             if status:
                 if int(status) == 2 and 0 < int(index) <= len(active):  # v1 end of view: that column is done
                     del cursor[active[int(index) - 1]]
