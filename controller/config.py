@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     ingest_batch_interval_ms: int = Field(default=50, ge=1, le=10_000)
     offline_after_s: float = Field(default=180.0, gt=0, description="no message for this long: offline")
     history_retention_days: int = Field(default=90, ge=1)
+    api_token: SecretStr | None = Field(default=None, description="bearer token for write operations (commands)")
     metrics_token: SecretStr | None = Field(default=None, description="bearer token required on /metrics")
     snmp_interval_s: float = Field(default=60.0, ge=0, description="switch polls every N s (0: SNMP poller off)")
     snmp_workers: int = Field(default=0, ge=0, le=64, description="0: poll in a thread; N: in N worker processes")

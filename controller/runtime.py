@@ -65,6 +65,9 @@ class Controller:
             session_expiry_s=s.mqtt_session_expiry_s, shared=s.mqtt_shared_subscription,
         )
         self.ingest.start()
+        from .commands import CommandDispatcher
+
+        self.add_poller(CommandDispatcher(self.engine, self.ingest.publish))
         if s.snmp_interval_s > 0:
             from .pollers.snmp.service import SnmpPollerProcesses, SnmpPollerService
 

@@ -16,6 +16,7 @@ from .. import __version__
 from ..config import Settings
 from ..console.views import router as console_router
 from ..store.db import session_factory
+from .commands import router as commands_router
 from .enrol import router as enrol_router
 from .routes import router
 from .schemas import Health
@@ -40,6 +41,7 @@ def create_app(
     app.state.clock = clock or (lambda: dt.datetime.now(dt.UTC))
     app.include_router(router)
     app.include_router(enrol_router)
+    app.include_router(commands_router)
     app.include_router(console_router)
 
     @app.get("/", include_in_schema=False)

@@ -126,6 +126,13 @@ class IngestService:
         self._worker.start()
         self._client.loop_start()
 
+    def publish(self, topic: str, payload: bytes, qos: int = 1) -> bool:
+        """Publish on the controller's own session (commands); False if not connected right now."""
+        if not self._connected.is_set():
+            return False
+        info = self._client.publish(topic, payload, qos=qos, retain=False)
+        return info.rc == mqtt.MQTT_ERR_SUCCESS
+
     def stop(self, timeout: float = 10.0) -> None:
         """Commit and acknowledge what is queued, then disconnect (the session stays on the broker)."""
         self._stopping.set()

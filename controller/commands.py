@@ -1,0 +1,161 @@
+"""Remote commands from the controller (DESIGN §6): create, dispatch when due, expire.
+
+Lifecycle ``pending → sent → accepted → done | failed | rejected | expired``. A command waits
+in ``pending`` until its ``not_before`` has passed and its device is online (a command to an
+offline device goes out when the device returns), and expires at ``expires`` whatever its state
+short of an answer. The agent's acknowledgements move it on (``store.writer`` applies them).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, get_args
+
+from sqlalchemy import Engine, or_, select, update
+from sqlalchemy.orm import Session
+
+from classfleet_wire import Command as WireCommand
+from classfleet_wire import MessageKind, build_topic
+from classfleet_wire.models import CommandAction
+
+from .store.models import AuditLog, Command, Device, DeviceState, Room
+
+log = logging.getLogger(__name__)
+
+ACTIONS: tuple[str, ...] = get_args(CommandAction)
+MAX_TARGETS = 5000
+
+
+class CommandError(ValueError):
+    """A command request that cannot be accepted, with the reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Who a command is for: one device, every device of a room, or of a school (optionally one kind)."""
+
+    device_id: int | None = None
+    room_id: int | None = None
+    school_id: str | None = None
+    kind: str | None = None
+
+
+def create_commands(session: Session, target: Target, action: str, args: dict[str, Any], *,
+                    expires_in: dt.timedelta, not_before: dt.datetime | None = None, actor: str = "api",
+                    now: dt.datetime | None = None) -> list[Command]:
+    """One pending command per agent-managed device of the target; validated against the wire contract."""
+    now = now or dt.datetime.now(dt.UTC)
+    not_before = not_before.astimezone(dt.UTC) if not_before is not None else None
+    if action not in ACTIONS:
+        raise CommandError(f"action must be one of: {', '.join(ACTIONS)}")
+    if not dt.timedelta(seconds=10) <= expires_in <= dt.timedelta(days=30):
+        raise CommandError("expires_in must be between 10 seconds and 30 days")
+    expires = (not_before or now) + expires_in
+    # Validate the payload the agent will get, before anything is stored.
+    WireCommand(id=str(uuid.uuid4()), action=action, args=args,  # type: ignore[arg-type]
+                not_before=not_before.timestamp() if not_before else None, expires=expires.timestamp())
+    query = select(Device.id, Device.school_id, Device.uid).where(Device.watched_by == "mqtt",
+                                                                  Device.lifecycle == "active")
+    if target.device_id is not None:
+        query = query.where(Device.id == target.device_id)
+    elif target.room_id is not None:
+        query = query.where(Device.room_id == target.room_id)
+    elif target.school_id is not None:
+        query = query.where(Device.school_id == target.school_id)
+    else:
+        raise CommandError("name a device, a room or a school")
+    if target.kind:
+        query = query.where(Device.kind == target.kind)
+    devices = session.execute(query.limit(MAX_TARGETS + 1)).all()
+    if not devices:
+        raise CommandError("no agent-managed device matches the target")
+    if len(devices) > MAX_TARGETS:
+        raise CommandError(f"more than {MAX_TARGETS} devices: narrow the target")
+    commands = [Command(id=str(uuid.uuid4()), device_id=d.id, action=action, args=args, state="pending",
+                        not_before=not_before, expires=expires, created_at=now, created_by=actor, updated_at=now)
+                for d in devices]
+    session.add_all(commands)
+    session.add(AuditLog(at=now, actor=actor, action=f"command.{action}", target=_describe(target, session),
+                         detail={"count": len(commands), "args": args,
+                                 "not_before": not_before.isoformat() if not_before else None}))
+    return commands
+
+
+def _describe(target: Target, session: Session) -> str:
+    if target.device_id is not None:
+        return f"device:{target.device_id}"
+    if target.room_id is not None:
+        room = session.get(Room, target.room_id)
+        return f"room:{room.school_id}/{room.code}" if room else f"room:{target.room_id}"
+    return f"school:{target.school_id}" + (f"/{target.kind}" if target.kind else "")
+
+
+class CommandDispatcher:
+    """Every second: expire what is overdue, send what is due to devices that are online."""
+
+    def __init__(self, engine: Engine, publish: Callable[[str, bytes], bool], *, interval_s: float = 1.0,
+                 clock: Callable[[], dt.datetime] | None = None) -> None:
+        self._engine = engine
+        self._publish = publish
+        self._interval_s = interval_s
+        self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Run on its own thread."""
+        self._thread = threading.Thread(target=self._run, name="command-dispatcher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop after the current round."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def _run(self) -> None:
+        failing = False
+        while not self._stop.wait(self._interval_s):
+            try:
+                self.dispatch_once()
+                if failing:
+                    log.info("command dispatch recovered")
+                failing = False
+            except Exception:  # the store is away: try again next round
+                if not failing:
+                    log.exception("command dispatch failed; retrying")
+                failing = True
+
+    def dispatch_once(self) -> int:
+        """One round; returns how many commands were sent."""
+        now = self._clock()
+        with self._engine.begin() as conn:
+            conn.execute(update(Command).where(Command.state.in_(("pending", "sent", "accepted")),
+                                               Command.expires <= now).values(state="expired", updated_at=now))
+            due = conn.execute(
+                select(Command.id, Command.action, Command.args, Command.not_before, Command.expires,
+                       Device.school_id, Device.uid)
+                .join(Device, Device.id == Command.device_id)
+                .join(DeviceState, DeviceState.device_id == Device.id)
+                .where(Command.state == "pending", DeviceState.online.is_(True),
+                       or_(Command.not_before.is_(None), Command.not_before <= now))
+                .order_by(Command.created_at).limit(1000)
+            ).all()
+        sent = []
+        for row in due:
+            payload = WireCommand(id=row.id, action=row.action, args=row.args or {},
+                                  not_before=row.not_before.timestamp() if row.not_before else None,
+                                  expires=row.expires.timestamp()).to_json()
+            if self._publish(build_topic(row.school_id, row.uid, MessageKind.CMD), payload):
+                sent.append(row.id)
+        if sent:
+            with self._engine.begin() as conn:
+                # Only pending ones: a fast agent's 'accepted' may already have been committed.
+                conn.execute(update(Command).where(Command.id.in_(sent), Command.state == "pending")
+                             .values(state="sent", updated_at=now))
+        return len(sent)
