@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     ingest_batch_max: int = Field(default=500, ge=1, le=10_000)
     ingest_batch_interval_ms: int = Field(default=50, ge=1, le=10_000)
     offline_after_s: float = Field(default=180.0, gt=0, description="no message for this long: offline")
+    offline_grace_s: float = Field(default=300.0, ge=0, description="offline this long before agent.offline")
+    clock_skew_max_s: float = Field(default=120.0, gt=0, description="heartbeat clock skew that raises time.skew")
+    flap_window_s: float = Field(default=600.0, gt=0, description="raise/clear within this window is flapping")
+    flap_threshold: int = Field(default=3, ge=1, description="raises within the window that mark a flapping fault")
     history_retention_days: int = Field(default=90, ge=1)
     api_token: SecretStr | None = Field(default=None, description="bearer token for write operations (commands)")
     metrics_token: SecretStr | None = Field(default=None, description="bearer token required on /metrics")
@@ -120,3 +124,15 @@ def load_settings(**overrides: Any) -> Settings:
             name = ".".join(str(p) for p in err["loc"]) or "settings"
             lines.append(f"  CLASSFLEET_{name.upper()}: {err['msg']}")
         raise ConfigError("classfleet: invalid configuration\n" + "\n".join(lines)) from None
+
+
+def fault_policy(settings: Settings) -> Any:
+    """The faults engine's tunables from the settings."""
+    import datetime as dt
+
+    from .faults import FaultPolicy
+
+    return FaultPolicy(flap_window=dt.timedelta(seconds=settings.flap_window_s), flap_threshold=settings.flap_threshold,
+                       offline_after=dt.timedelta(seconds=settings.offline_after_s),
+                       offline_grace=dt.timedelta(seconds=settings.offline_grace_s),
+                       clock_skew_max_s=settings.clock_skew_max_s)

@@ -19,7 +19,8 @@ from sqlalchemy import Engine
 
 from .api.app import create_app
 from .broker import PrivateBroker
-from .config import Settings
+from .config import Settings, fault_policy
+from .faults import FaultSweeper
 from .ingest.service import BrokerAddress, IngestService
 from .metrics import build_registry
 from .store import db
@@ -60,7 +61,7 @@ class Controller:
             self.broker_address = BrokerAddress(host, port, user, password, tls)
         self.registry, metrics = build_registry(self.engine, s.offline_after_s)
         self.ingest = IngestService(
-            self.broker_address, BatchWriter(self.engine), metrics, client_id=s.mqtt_client_id,
+            self.broker_address, BatchWriter(self.engine, fault_policy(s)), metrics, client_id=s.mqtt_client_id,
             batch_max=s.ingest_batch_max, batch_interval_s=s.ingest_batch_interval_ms / 1000,
             session_expiry_s=s.mqtt_session_expiry_s, shared=s.mqtt_shared_subscription,
         )
@@ -68,6 +69,7 @@ class Controller:
         from .commands import CommandDispatcher
 
         self.add_poller(CommandDispatcher(self.engine, self.ingest.publish))
+        self.add_poller(FaultSweeper(self.engine, fault_policy(s)))
         if s.snmp_interval_s > 0:
             from .pollers.snmp.service import SnmpPollerProcesses, SnmpPollerService
 

@@ -88,8 +88,9 @@ def insert_for(conn: Connection, table: Any) -> Any:
 class BatchWriter:
     """Commits batches; caches school and device ids (safe: ids are never reused)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, policy: faults.FaultPolicy | None = None) -> None:
         self._engine = engine
+        self._policy = policy or faults.FaultPolicy()
         self._schools: set[str] = set()
         self._devices: dict[tuple[str, str], int] = {}
         self._with_state: set[int] = set()  # devices known to have a device_state row
@@ -204,7 +205,7 @@ class BatchWriter:
         events = [(ids[(a.message.school, a.message.device)], a.message.school, a.message.payload, a.received_at)
                   for a in fresh if isinstance(a.message.payload, Event)]
         if events:
-            faults.apply_events(conn, events)  # type: ignore[arg-type]
+            faults.apply_events(conn, events, self._policy)  # type: ignore[arg-type]
         for a in fresh:
             payload = a.message.payload
             device_id = ids[(a.message.school, a.message.device)]
