@@ -56,6 +56,13 @@ class Settings(BaseSettings):
     snmp_workers: int = Field(default=0, ge=0, le=64, description="0: poll in a thread; N: in N worker processes")
     snmp_trap_port: int | None = Field(default=None, ge=1, le=65535, description="receive traps (e.g. 10162)")
     snmp_trap_host: str = "0.0.0.0"
+    smtp_host: str | None = Field(default=None, description="mail server for notifications (none: no email)")
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_from: str = "classfleet@localhost"
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    notify_batch_delay_s: float = Field(default=30.0, ge=0, description="wait for a burst before notifying")
     onvif_interval_s: float = Field(default=60.0, ge=0, description="camera checks every N s (0: ONVIF poller off)")
     onvif_events: bool = Field(default=False, description="watch cameras' PullPoint events (tamper)")
     log_level: str = "INFO"

@@ -23,6 +23,7 @@ from .config import Settings, fault_policy
 from .faults import FaultSweeper
 from .ingest.service import BrokerAddress, IngestService
 from .metrics import build_registry
+from .notify import Notifier, notification_channels
 from .store import db
 from .store.queries import purge_history
 from .store.writer import BatchWriter
@@ -70,6 +71,7 @@ class Controller:
 
         self.add_poller(CommandDispatcher(self.engine, self.ingest.publish))
         self.add_poller(FaultSweeper(self.engine, fault_policy(s)))
+        self.add_poller(Notifier(self.engine, notification_channels(s), batch_delay_s=s.notify_batch_delay_s))
         if s.snmp_interval_s > 0:
             from .pollers.snmp.service import SnmpPollerProcesses, SnmpPollerService
 

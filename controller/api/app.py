@@ -18,6 +18,7 @@ from ..console.views import router as console_router
 from ..store.db import session_factory
 from .commands import router as commands_router
 from .enrol import router as enrol_router
+from .incidents import router as incidents_router
 from .routes import router
 from .schemas import Health
 
@@ -42,6 +43,7 @@ def create_app(
     app.include_router(router)
     app.include_router(enrol_router)
     app.include_router(commands_router)
+    app.include_router(incidents_router)
     app.include_router(console_router)
 
     @app.get("/", include_in_schema=False)

@@ -14,6 +14,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -150,6 +151,8 @@ class Device(Base):
     # A camera recorded by an NVR, a port's switch: the device this one hangs off.
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id", ondelete="SET NULL"), index=True)
     firmware: Mapped[str | None] = mapped_column(String(120))
+    purchase_date: Mapped[dt.date | None] = mapped_column(Date)
+    warranty_end: Mapped[dt.date | None] = mapped_column(Date)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     school: Mapped[School] = relationship()
     room: Mapped[Room | None] = relationship()
@@ -254,6 +257,46 @@ class Incident(Base):
     resolved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     flapping: Mapped[bool] = mapped_column(Boolean, default=False)
     detail: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    assignee: Mapped[str | None] = mapped_column(String(120))
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    acknowledged_by: Mapped[str | None] = mapped_column(String(120))
+    resolved_by: Mapped[str | None] = mapped_column(String(120))
+    notified_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), index=True)
+
+
+class IncidentComment(Base):
+    """A technician's note on an incident."""
+
+    __tablename__ = "incident_comments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    author: Mapped[str] = mapped_column(String(120))
+    text: Mapped[str] = mapped_column(Text)
+
+
+class MaintenanceWindow(Base):
+    """A school's planned quiet time (holidays, Tết, works): incidents are recorded, not notified."""
+
+    __tablename__ = "maintenance_windows"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    school_id: Mapped[str] = mapped_column(ForeignKey("schools.id", ondelete="CASCADE"), index=True)
+    starts_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    ends_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    reason: Mapped[str | None] = mapped_column(String(200))
+
+
+class NotificationRoute(Base):
+    """Where a school's (or, with no school, every school's) new incidents are sent."""
+
+    __tablename__ = "notification_routes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    school_id: Mapped[str | None] = mapped_column(ForeignKey("schools.id", ondelete="CASCADE"), index=True)
+    channel: Mapped[str] = mapped_column(String(16))  # email | webhook
+    target: Mapped[str] = mapped_column(String(500))  # an address, or a URL
+    min_severity: Mapped[str] = mapped_column(String(16), default="warning")
+    lang: Mapped[str] = mapped_column(String(5), default="vi")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
 class Command(Base):

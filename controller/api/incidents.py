@@ -1,0 +1,186 @@
+"""Incidents API: list and read, acknowledge, assign, comment, resolve; maintenance windows and
+notification routes. Changes need the API token (per-user roles come with the console)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import func, select
+
+from classfleet_wire import lookup
+
+from .. import incidents as workflow
+from ..store.models import INCIDENT_STATES, Incident, IncidentComment, NotificationRoute
+from .commands import require_token
+from .deps import SessionDep
+from .schemas import ListPublic
+
+router = APIRouter(prefix="/api/v1", tags=["incidents"])
+Actor = Annotated[str, Depends(require_token)]
+
+
+class CommentPublic(BaseModel):
+    """A note on an incident."""
+
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    at: dt.datetime
+    author: str
+    text: str
+
+
+class IncidentFull(BaseModel):
+    """An incident with its workflow fields and the fault's text."""
+
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    device_id: int
+    school_id: str
+    code: str
+    severity: str
+    state: str
+    count: int
+    flapping: bool
+    opened_at: dt.datetime
+    last_seen: dt.datetime
+    resolved_at: dt.datetime | None
+    assignee: str | None
+    acknowledged_at: dt.datetime | None
+    acknowledged_by: str | None
+    resolved_by: str | None
+    notified_at: dt.datetime | None
+    detail: dict[str, Any]
+    text: str = ""
+    comments: list[CommentPublic] = []
+
+
+class AcknowledgeBody(BaseModel):
+    """Optionally take it at the same time."""
+
+    assignee: str | None = Field(default=None, max_length=120)
+
+
+class CommentBody(BaseModel):
+    """The note."""
+
+    text: str = Field(min_length=1, max_length=4000)
+
+
+class WindowBody(BaseModel):
+    """A maintenance window (times with a zone)."""
+
+    school: str = Field(pattern=r"^[a-z0-9_-]{1,64}$")
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    reason: str | None = Field(default=None, max_length=200)
+
+
+class RouteBody(BaseModel):
+    """Where to send a school's new incidents (no school: every school)."""
+
+    school: str | None = Field(default=None, pattern=r"^[a-z0-9_-]{1,64}$")
+    channel: str = Field(pattern="^(email|webhook)$")
+    target: str = Field(min_length=3, max_length=500)
+    min_severity: str = Field(default="warning", pattern="^(info|warning|critical)$")
+    lang: str = Field(default="vi", pattern="^(vi|en)$")
+
+
+def _full(incident: Incident, lang: str, comments: list[IncidentComment] | None = None) -> IncidentFull:
+    out = IncidentFull.model_validate(incident)
+    out.text = lookup(incident.code).text(lang)
+    out.comments = [CommentPublic.model_validate(c) for c in comments or []]
+    return out
+
+
+@router.get("/incidents", response_model=ListPublic[IncidentFull])
+def read_incidents(session: SessionDep, school: str | None = None, state: str | None = None,
+                   code: str | None = None, device_id: int | None = None,
+                   lang: Annotated[str, Query(pattern="^(vi|en)$")] = "vi",
+                   limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                   offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+    """Incidents, newest first; ``state=active`` means open or acknowledged."""
+    query = select(Incident).order_by(Incident.last_seen.desc(), Incident.id.desc())
+    if state == "active":
+        query = query.where(Incident.state != "resolved")
+    elif state is not None:
+        if state not in INCIDENT_STATES:
+            raise HTTPException(422, detail=f"state must be active or one of: {', '.join(INCIDENT_STATES)}")
+        query = query.where(Incident.state == state)
+    for column, value in ((Incident.school_id, school), (Incident.code, code), (Incident.device_id, device_id)):
+        if value is not None:
+            query = query.where(column == value)
+    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    items = [_full(i, lang) for i in session.scalars(query.limit(limit).offset(offset))]
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+
+@router.get("/incidents/{incident_id}", response_model=IncidentFull, responses={404: {}})
+def read_incident(incident_id: int, session: SessionDep,
+                  lang: Annotated[str, Query(pattern="^(vi|en)$")] = "vi") -> IncidentFull:
+    """One incident with its comments."""
+    incident = session.get(Incident, incident_id)
+    if incident is None:
+        raise HTTPException(404, detail=f"incident {incident_id} not found")
+    comments = session.scalars(select(IncidentComment).where(IncidentComment.incident_id == incident_id)
+                               .order_by(IncidentComment.at)).all()
+    return _full(incident, lang, list(comments))
+
+
+def _change(request: Request, fn: Any, *args: Any) -> Any:
+    with request.app.state.sessions.begin() as session:
+        try:
+            result = fn(session, *args)
+        except LookupError as exc:
+            raise HTTPException(404, detail=str(exc)) from None
+        except workflow.WorkflowError as exc:
+            raise HTTPException(409, detail=str(exc)) from None
+        session.flush()
+        return result
+
+
+@router.post("/incidents/{incident_id}/acknowledge", response_model=IncidentFull)
+def acknowledge_incident(incident_id: int, body: AcknowledgeBody, request: Request, actor: Actor) -> Any:
+    """Seen (and maybe taken) by a technician."""
+    return _full(_change(request, workflow.acknowledge, incident_id, actor, body.assignee), "vi")
+
+
+@router.post("/incidents/{incident_id}/resolve", response_model=IncidentFull)
+def resolve_incident(incident_id: int, request: Request, actor: Actor) -> Any:
+    """Closed by hand."""
+    return _full(_change(request, workflow.resolve, incident_id, actor), "vi")
+
+
+@router.post("/incidents/{incident_id}/assign", response_model=IncidentFull)
+def assign_incident(incident_id: int, body: AcknowledgeBody, request: Request, actor: Actor) -> Any:
+    """Give it to someone (or nobody)."""
+    return _full(_change(request, workflow.assign, incident_id, actor, body.assignee), "vi")
+
+
+@router.post("/incidents/{incident_id}/comments", response_model=CommentPublic, status_code=201)
+def comment_incident(incident_id: int, body: CommentBody, request: Request, actor: Actor) -> Any:
+    """Add a note."""
+    return _change(request, workflow.comment, incident_id, actor, body.text)
+
+
+@router.post("/maintenance-windows", status_code=201)
+def create_window(body: WindowBody, request: Request, actor: Actor) -> dict[str, Any]:
+    """Plan a quiet time for a school: incidents are recorded, not notified."""
+    if body.starts_at.tzinfo is None or body.ends_at.tzinfo is None:
+        raise HTTPException(422, detail="times need a zone, e.g. 2027-02-05T00:00:00+07:00")
+    window = _change(request, workflow.add_maintenance_window, body.school, body.starts_at, body.ends_at,
+                     body.reason, actor)
+    return {"id": window.id, "school": window.school_id, "starts_at": window.starts_at, "ends_at": window.ends_at}
+
+
+@router.post("/notification-routes", status_code=201)
+def create_route(body: RouteBody, request: Request, actor: Actor) -> dict[str, Any]:
+    """Add a notification route."""
+    with request.app.state.sessions.begin() as session:
+        route = NotificationRoute(school_id=body.school, channel=body.channel, target=body.target,
+                                  min_severity=body.min_severity, lang=body.lang, enabled=True)
+        session.add(route)
+        session.flush()
+        return {"id": route.id, "school": route.school_id, "channel": route.channel}
