@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
+from .audit.cli import import_app, report_app
 from .broker import BrokerError, free_port, port_is_free
 from .config import ConfigError, Settings, load_settings
 from .pollers.onvif import cli as onvif_cli
@@ -24,6 +25,8 @@ app = typer.Typer(help="classfleet: smart-classroom device fleet manager.", no_a
                   pretty_exceptions_enable=False)
 db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(import_app, name="import")
+app.add_typer(report_app, name="report")
 app.add_typer(snmp_cli.app, name="snmp")
 app.add_typer(onvif_cli.app, name="onvif")
 console = Console(stderr=True)

@@ -13,6 +13,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from sqlalchemy import Engine, text
 
 from .. import __version__
+from ..audit.api import router as audit_router
+from ..audit.console import router as audit_console_router
 from ..config import Settings
 from ..console.views import router as console_router
 from ..store.db import session_factory
@@ -44,6 +46,8 @@ def create_app(
     app.include_router(enrol_router)
     app.include_router(commands_router)
     app.include_router(incidents_router)
+    app.include_router(audit_router)
+    app.include_router(audit_console_router)
     app.include_router(console_router)
 
     @app.get("/", include_in_schema=False)

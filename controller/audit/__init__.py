@@ -1,0 +1,1 @@
+"""Equipment audit (issue 7): inventory and plan import from CSV/XLSX, and the audit report against the plan."""

@@ -1,0 +1,149 @@
+"""Row validation shared by the imports: pydantic row models, errors by row and column in vi or en."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticCustomError
+
+from .i18n import tr
+from .tabular import Table
+
+ID_RE = re.compile(r"^[a-z0-9_-]{1,64}$")  # the wire contract's ids: they become MQTT topic levels
+DMY_RE = re.compile(r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})$")
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class RowError:
+    """One problem: spreadsheet row and column (None for the whole file), an i18n code and its values."""
+
+    row: int | None
+    column: str | None
+    code: str
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def text(self, lang: str = "vi") -> str:
+        """The error as the user reads it, e.g. "Dòng 5, cột 'kind': …"."""
+        message = tr(lang, self.code, **self.values)
+        if self.row is None:
+            return tr(lang, "err.file", message=message)
+        return tr(lang, "err.location", row=self.row, column=self.column or "", message=message)
+
+
+@dataclass
+class ImportResult:
+    """What an import did: rows read, created/updated per entity, unchanged rows, and the errors if any."""
+
+    rows: int = 0
+    created: dict[str, int] = field(default_factory=dict)
+    updated: dict[str, int] = field(default_factory=dict)
+    unchanged: int = 0
+    errors: list[RowError] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when the file was imported (no errors)."""
+        return not self.errors
+
+    @property
+    def changed(self) -> int:
+        """Rows that created or updated something."""
+        return sum(self.created.values()) + sum(self.updated.values())
+
+    def summary(self, lang: str = "vi") -> str:
+        """One line for the user."""
+        if self.errors:
+            return tr(lang, "import.errors", count=len(self.errors))
+        return tr(lang, "import.done", rows=self.rows, created=sum(self.created.values()),
+                  updated=sum(self.updated.values()), unchanged=self.unchanged)
+
+    def as_dict(self, lang: str = "vi") -> dict[str, Any]:
+        """JSON-friendly form (API, CLI --json)."""
+        return {"ok": self.ok, "rows": self.rows, "created": self.created, "updated": self.updated,
+                "unchanged": self.unchanged, "summary": self.summary(lang),
+                "errors": [{"row": e.row, "column": e.column, "code": e.code, "message": e.text(lang)}
+                           for e in self.errors]}
+
+
+# --- field validators used by the row models (raise coded errors the texts know) ---
+
+def check_id(value: str) -> str:
+    """An id that can be an MQTT topic level."""
+    if not ID_RE.fullmatch(value):
+        raise PydanticCustomError("bad_id", "bad_id", {"value": value})
+    return value
+
+
+def check_choice(value: str, choices: Sequence[str]) -> str:
+    """One of a fixed set of kinds."""
+    if value not in choices:
+        raise PydanticCustomError("choice", "choice", {"value": value, "choices": ", ".join(choices)})
+    return value
+
+
+def check_timezone(value: str) -> str:
+    """An IANA time zone name."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise PydanticCustomError("timezone", "timezone", {"value": value}) from None
+    return value
+
+
+def parse_date(value: Any) -> Any:
+    """Accept DD/MM/YYYY (how Vietnamese spreadsheets write dates) besides ISO dates and date cells."""
+    if isinstance(value, str) and (m := DMY_RE.fullmatch(value)):
+        try:
+            return dt.date(int(m[3]), int(m[2]), int(m[1]))
+        except ValueError:
+            raise PydanticCustomError("date", "date", {"value": value}) from None
+    return value
+
+
+def _error(row: int, err: Any, fallback_column: str) -> RowError:
+    """Map one pydantic error to a coded RowError."""
+    column = str(err["loc"][0]) if err["loc"] else fallback_column
+    kind: str = err["type"]
+    value = err.get("input")
+    ctx = err.get("ctx") or {}
+    if kind in ("missing", "bad_id", "choice", "timezone", "date", "warranty_before_purchase"):
+        values = dict(ctx) if ctx else {}
+        values.setdefault("value", value)
+        return RowError(row, column, kind, values)
+    if kind == "string_too_long":
+        return RowError(row, column, "too_long", {"max": ctx.get("max_length")})
+    if kind.startswith("date"):
+        return RowError(row, column, "date", {"value": value})
+    if kind.startswith("int") or kind.startswith("greater_than"):
+        return RowError(row, column, "int", {"value": value})
+    return RowError(row, column, "invalid", {"value": value})
+
+
+def validate_row(model: type[BaseModel], row: int, cells: dict[str, Any], record: str | None = None,
+                 fallback_column: str = "") -> tuple[BaseModel | None, list[RowError]]:
+    """Validate one row's cells against ``model``; filled cells the model does not use are errors too."""
+    errors = [RowError(row, col, "not_allowed", {"record": record})
+              for col, value in cells.items()
+              if value is not None and col not in model.model_fields and col != "record"]
+    data = {k: v for k, v in cells.items() if k in model.model_fields and v is not None}
+    try:
+        obj = model.model_validate(data)
+    except ValidationError as exc:
+        errors += [_error(row, e, fallback_column) for e in exc.errors(include_url=False)]
+        return None, errors
+    return (None if errors else obj), errors
+
+
+def check_columns(table: Table, required: Sequence[str], allowed: Sequence[str]) -> list[RowError]:
+    """Header problems: a required column missing, or a column we do not know (probably a typo)."""
+    errors = [RowError(None, c, "missing_column", {"column": c}) for c in required if c not in table.columns]
+    errors += [RowError(None, c, "unknown_column", {"column": c}) for c in table.columns
+               if c and c not in allowed]
+    return errors
