@@ -62,6 +62,15 @@ _CODES: tuple[FaultCode, ...] = (
         "projector.lamp_end_of_life", "warning", "Bóng đèn máy chiếu sắp hết tuổi thọ",
         "Projector lamp at end of life", "poll",
     ),
+    FaultCode("projector.auth_failed", "critical", "Máy chiếu từ chối đăng nhập PJLink",
+              "Projector refused the PJLink login", "poll"),
+    FaultCode("projector.error.fan", "warning", "Quạt máy chiếu bị lỗi", "Projector fan fault", "poll"),
+    FaultCode("projector.error.lamp", "warning", "Bóng đèn máy chiếu bị lỗi", "Projector lamp fault", "poll"),
+    FaultCode("projector.error.temperature", "warning", "Máy chiếu quá nóng", "Projector temperature fault", "poll"),
+    FaultCode("projector.error.cover", "warning", "Nắp máy chiếu đang mở", "Projector cover open", "poll"),
+    FaultCode("projector.error.filter", "warning", "Lưới lọc máy chiếu cần vệ sinh",
+              "Projector filter needs cleaning", "poll"),
+    FaultCode("projector.error.other", "warning", "Máy chiếu báo lỗi khác", "Projector reports another fault", "poll"),
     FaultCode("aircon.offline", "warning", "Ổ cắm điều hòa mất kết nối", "Air-conditioner plug offline", "poll"),
 )
 

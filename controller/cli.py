@@ -16,6 +16,7 @@ from .audit.cli import import_app, report_app
 from .broker import BrokerError, free_port, port_is_free
 from .config import ConfigError, Settings, load_settings
 from .pollers.onvif import cli as onvif_cli
+from .pollers.pjlink import cli as pjlink_cli
 from .pollers.snmp import cli as snmp_cli
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ app.add_typer(import_app, name="import")
 app.add_typer(report_app, name="report")
 app.add_typer(snmp_cli.app, name="snmp")
 app.add_typer(onvif_cli.app, name="onvif")
+app.add_typer(pjlink_cli.app, name="pjlink")
 console = Console(stderr=True)
 
 HostOpt = Annotated[str | None, typer.Option(help="API bind address [default: 127.0.0.1]")]
@@ -123,7 +125,7 @@ def demo(host: HostOpt = None, port: PortOpt = None, mqtt_port: MqttPortOpt = No
     data_dir = data_dir or Path(tempfile.mkdtemp(prefix="classfleet-demo-"))
     ctl = _start(_settings(host=host, port=port, mqtt_port=mqtt_port, data_dir=data_dir,
                            offline_after_s=max(3.5 * heartbeat, 15.0), mqtt_url="", onvif_interval_s=0,
-                           snmp_interval_s=30),
+                           pjlink_interval_s=0, snmp_interval_s=30),
                  port, mqtt_port)
     settings = ctl.settings
     assert ctl.engine is not None and ctl.broker is not None
@@ -136,11 +138,17 @@ def demo(host: HostOpt = None, port: PortOpt = None, mqtt_port: MqttPortOpt = No
 
     cameras = start_demo_cameras(ctl.engine, "demo-school-1", cameras=4, nvr_channels=4)
     ctl.add_poller(OnvifPoller(ctl.engine, interval_s=30, environ=cameras.environ))
+    # And projectors over PJLink: a worn lamp, a fan error, a changed password, an old class 1 one.
+    from .pollers.pjlink.demo import start_demo_projectors
+    from .pollers.pjlink.service import PJLinkPoller
+
+    projectors = start_demo_projectors(ctl.engine, "demo-school-1", n=4)
+    ctl.add_poller(PJLinkPoller(ctl.engine, interval_s=30, environ=projectors.environ))
 
     def banner() -> None:
         base = f"http://{settings.host}:{settings.port}"
         console.print(f"\n[bold green]classfleet demo[/bold green]: {len(devices)} simulated agents in "
-                      f"{schools} schools, 4 ONVIF cameras and an NVR, broker "
+                      f"{schools} schools, 4 ONVIF cameras, an NVR and 4 PJLink projectors, broker "
                       f"mqtt://127.0.0.1:{ctl.broker.port}")  # type: ignore[union-attr]
         console.print(f"  console: {base}/console   (English: {base}/console?lang=en)")
         console.print(f"  devices: {base}/api/v1/devices?limit=500")
@@ -153,6 +161,7 @@ def demo(host: HostOpt = None, port: PortOpt = None, mqtt_port: MqttPortOpt = No
         fleet.stop()
         ctl.stop()
         cameras.stop()
+        projectors.stop()
 
 
 @db_app.command("upgrade")

@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = False
     notify_batch_delay_s: float = Field(default=30.0, ge=0, description="wait for a burst before notifying")
+    pjlink_interval_s: float = Field(default=60.0, ge=0, description="projector polls every N s (0: PJLink off)")
     onvif_interval_s: float = Field(default=60.0, ge=0, description="camera checks every N s (0: ONVIF poller off)")
     onvif_events: bool = Field(default=False, description="watch cameras' PullPoint events (tamper)")
     log_level: str = "INFO"

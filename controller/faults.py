@@ -102,7 +102,10 @@ def apply_checks(conn: Connection, device_id: int, school_id: str, checks: tuple
                 severity=check.severity or lookup(check.code).severity, state="open", count=1, opened_at=at,
                 last_seen=at, flapping=False, detail=check.detail))
         elif check.active:
-            conn.execute(update(Incident).where(where).values(last_seen=at, detail=check.detail))
+            values: dict[str, object] = {"last_seen": at, "detail": check.detail}
+            if check.severity:  # a warning that became an error says so
+                values["severity"] = check.severity
+            conn.execute(update(Incident).where(where).values(**values))
         elif is_open:
             conn.execute(update(Incident).where(where).values(state="resolved", resolved_at=at))
 

@@ -78,6 +78,10 @@ class Controller:
             options = {"interval_s": s.snmp_interval_s, "trap_port": s.snmp_trap_port, "trap_host": s.snmp_trap_host}
             self.add_poller(SnmpPollerProcesses(url, workers=s.snmp_workers, **options) if s.snmp_workers
                             else SnmpPollerService(self.engine, **options))
+        if s.pjlink_interval_s > 0:
+            from .pollers.pjlink.service import PJLinkPoller
+
+            self.add_poller(PJLinkPoller(self.engine, interval_s=s.pjlink_interval_s))
         if s.onvif_interval_s > 0:
             from .pollers.onvif.service import OnvifPoller
 
