@@ -124,7 +124,7 @@ def demo(host: HostOpt = None, port: PortOpt = None, mqtt_port: MqttPortOpt = No
 
     data_dir = data_dir or Path(tempfile.mkdtemp(prefix="classfleet-demo-"))
     ctl = _start(_settings(host=host, port=port, mqtt_port=mqtt_port, data_dir=data_dir,
-                           offline_after_s=max(3.5 * heartbeat, 15.0), mqtt_url="", onvif_interval_s=0,
+                           offline_after_s=max(3.5 * heartbeat, 15.0), mqtt_url="", onvif_interval_s=0, auth=False,
                            pjlink_interval_s=0, snmp_interval_s=30),
                  port, mqtt_port)
     settings = ctl.settings
@@ -153,7 +153,8 @@ def demo(host: HostOpt = None, port: PortOpt = None, mqtt_port: MqttPortOpt = No
         console.print(f"  console: {base}/console   (English: {base}/console?lang=en)")
         console.print(f"  devices: {base}/api/v1/devices?limit=500")
         console.print(f"  API docs: {base}/docs    metrics: {base}/metrics")
-        console.print(f"  data: {settings.data_dir}    stop with Ctrl+C\n")
+        console.print(f"  data: {settings.data_dir}    stop with Ctrl+C")
+        console.print("  [yellow]demo: authentication is off (loopback only); never run a real site so[/yellow]\n")
 
     try:
         serve(settings, ctl, banner)
@@ -183,6 +184,57 @@ def db_current() -> None:
     settings = _settings()
     engine = db.make_engine(settings.effective_database_url)
     typer.echo(f"database: {db.current_revision(engine) or 'empty'}; code: {db.head_revision()}")
+
+
+user_app = typer.Typer(help="Users of the console and the API.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+
+
+@user_app.command("create")
+def user_create(
+    username: str,
+    role: Annotated[str, typer.Option(help="admin, technician or auditor")],
+    school: Annotated[list[str] | None, typer.Option(help="a school the user may see (repeatable)")] = None,
+    district: Annotated[str | None, typer.Option(help="every school of this district")] = None,
+    all_schools: Annotated[bool, typer.Option(help="every school (department staff)")] = False,
+) -> None:
+    """Add a user; the password is asked for (or read from CLASSFLEET_NEW_PASSWORD)."""
+    from sqlalchemy.orm import Session
+
+    from .auth import create_user
+    from .store import db
+
+    password = os.environ.get("CLASSFLEET_NEW_PASSWORD") or typer.prompt("password", hide_input=True,
+                                                                         confirmation_prompt=True)
+    settings = _settings()
+    db.upgrade(settings.effective_database_url)
+    with Session(db.make_engine(settings.effective_database_url)) as session, session.begin():
+        try:
+            create_user(session, username, password, role, schools=school or [], district=district,
+                        all_schools=all_schools)
+        except ValueError as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from None
+    console.print(f"user {username} ({role}) created")
+
+
+@user_app.command("token")
+def user_token(username: str, name: Annotated[str, typer.Option(help="what the token is for")] = "cli") -> None:
+    """Issue an API token for a user (shown once; only its hash is kept)."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from .auth import create_token
+    from .store import db
+    from .store.models import User
+
+    settings = _settings()
+    with Session(db.make_engine(settings.effective_database_url)) as session, session.begin():
+        user = session.scalar(select(User).where(User.username == username))
+        if user is None:
+            console.print(f"[red]no user {username!r}[/red]")
+            raise typer.Exit(2)
+        typer.echo(create_token(session, user, name))
 
 
 token_app = typer.Typer(help="Enrolment tokens for agents.", no_args_is_help=True)

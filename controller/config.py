@@ -50,7 +50,9 @@ class Settings(BaseSettings):
     flap_window_s: float = Field(default=600.0, gt=0, description="raise/clear within this window is flapping")
     flap_threshold: int = Field(default=3, ge=1, description="raises within the window that mark a flapping fault")
     history_retention_days: int = Field(default=90, ge=1)
-    api_token: SecretStr | None = Field(default=None, description="bearer token for write operations (commands)")
+    auth: bool = Field(default=True, description="require a login or an API token (off only for the demo)")
+    secret_key: SecretStr | None = Field(default=None, description="signs console sessions; default: generated "
+                                         "once and kept in the data directory")
     metrics_token: SecretStr | None = Field(default=None, description="bearer token required on /metrics")
     snmp_interval_s: float = Field(default=60.0, ge=0, description="switch polls every N s (0: SNMP poller off)")
     snmp_workers: int = Field(default=0, ge=0, le=64, description="0: poll in a thread; N: in N worker processes")

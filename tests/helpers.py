@@ -120,3 +120,17 @@ def serve_app(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def make_user(engine: Engine, username: str, role: str, *, schools: tuple[str, ...] = (),
+              all_schools: bool = False, district: str | None = None) -> dict[str, str]:
+    """Create a user with an API token; returns the Authorization header for it."""
+    from sqlalchemy.orm import Session
+
+    from controller.auth import create_token, create_user
+
+    with Session(engine) as session, session.begin():
+        user = create_user(session, username, "correct horse battery", role, schools=list(schools),
+                           all_schools=all_schools, district=district)
+        token = create_token(session, user, "tests")
+    return {"Authorization": f"Bearer {token}"}

@@ -11,11 +11,13 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import Engine, text
+from starlette.middleware.sessions import SessionMiddleware
 
 from .. import __version__
 from ..audit.api import router as audit_router
 from ..audit.console import router as audit_console_router
 from ..config import Settings
+from ..console.login import router as login_router
 from ..console.views import router as console_router
 from ..store.db import session_factory
 from .commands import router as commands_router
@@ -23,6 +25,28 @@ from .enrol import router as enrol_router
 from .incidents import router as incidents_router
 from .routes import router
 from .schemas import Health
+
+
+def session_secret(settings: Settings) -> str:
+    """The key that signs console sessions: configured, or generated once and kept (0600) in the data dir."""
+    if settings.secret_key is not None:
+        return settings.secret_key.get_secret_value()
+    path = settings.data_dir / "secret_key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        import os
+        import secrets
+
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it first
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key)
+        return key
 
 
 def create_app(
@@ -39,6 +63,8 @@ def create_app(
         title="classfleet", version=__version__, lifespan=lifespan,
         description="Smart-classroom device fleet manager: inventory, device state and health.",
     )
+    app.add_middleware(SessionMiddleware, secret_key=session_secret(settings), session_cookie="classfleet_session",
+                       same_site="strict", https_only=False, max_age=12 * 3600)
     app.state.settings = settings
     app.state.sessions = session_factory(engine)
     app.state.clock = clock or (lambda: dt.datetime.now(dt.UTC))
@@ -49,6 +75,7 @@ def create_app(
     app.include_router(audit_router)
     app.include_router(audit_console_router)
     app.include_router(console_router)
+    app.include_router(login_router)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

@@ -1,12 +1,12 @@
 """Incidents API: list and read, acknowledge, assign, comment, resolve; maintenance windows and
-notification routes. Changes need the API token (per-user roles come with the console)."""
+notification routes. Each caller sees and changes only their schools' (auditors only read)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 
@@ -14,12 +14,10 @@ from classfleet_wire import lookup
 
 from .. import incidents as workflow
 from ..store.models import INCIDENT_STATES, Incident, IncidentComment, NotificationRoute
-from .commands import require_token
-from .deps import SessionDep
+from .deps import PrincipalDep, SessionDep, check_read, check_write
 from .schemas import ListPublic
 
 router = APIRouter(prefix="/api/v1", tags=["incidents"])
-Actor = Annotated[str, Depends(require_token)]
 
 
 class CommentPublic(BaseModel):
@@ -96,13 +94,14 @@ def _full(incident: Incident, lang: str, comments: list[IncidentComment] | None 
 
 
 @router.get("/incidents", response_model=ListPublic[IncidentFull])
-def read_incidents(session: SessionDep, school: str | None = None, state: str | None = None,
+def read_incidents(session: SessionDep, principal: PrincipalDep, school: str | None = None, state: str | None = None,
                    code: str | None = None, device_id: int | None = None,
                    lang: Annotated[str, Query(pattern="^(vi|en)$")] = "vi",
                    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                    offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
     """Incidents, newest first; ``state=active`` means open or acknowledged."""
-    query = select(Incident).order_by(Incident.last_seen.desc(), Incident.id.desc())
+    query = (select(Incident).where(principal.scope(Incident.school_id))
+             .order_by(Incident.last_seen.desc(), Incident.id.desc()))
     if state == "active":
         query = query.where(Incident.state != "resolved")
     elif state is not None:
@@ -118,19 +117,22 @@ def read_incidents(session: SessionDep, school: str | None = None, state: str | 
 
 
 @router.get("/incidents/{incident_id}", response_model=IncidentFull, responses={404: {}})
-def read_incident(incident_id: int, session: SessionDep,
+def read_incident(incident_id: int, session: SessionDep, principal: PrincipalDep,
                   lang: Annotated[str, Query(pattern="^(vi|en)$")] = "vi") -> IncidentFull:
     """One incident with its comments."""
     incident = session.get(Incident, incident_id)
-    if incident is None:
-        raise HTTPException(404, detail=f"incident {incident_id} not found")
+    check_read(principal, incident.school_id if incident else None, f"incident {incident_id}")
+    assert incident is not None
     comments = session.scalars(select(IncidentComment).where(IncidentComment.incident_id == incident_id)
                                .order_by(IncidentComment.at)).all()
     return _full(incident, lang, list(comments))
 
 
-def _change(request: Request, fn: Any, *args: Any) -> Any:
+def _change(request: Request, principal: Any, incident_id: int | None, fn: Any, *args: Any) -> Any:
     with request.app.state.sessions.begin() as session:
+        if incident_id is not None:
+            incident = session.get(Incident, incident_id)
+            check_write(principal, incident.school_id if incident else None, f"incident {incident_id}")
         try:
             result = fn(session, *args)
         except LookupError as exc:
@@ -142,42 +144,51 @@ def _change(request: Request, fn: Any, *args: Any) -> Any:
 
 
 @router.post("/incidents/{incident_id}/acknowledge", response_model=IncidentFull)
-def acknowledge_incident(incident_id: int, body: AcknowledgeBody, request: Request, actor: Actor) -> Any:
+def acknowledge_incident(incident_id: int, body: AcknowledgeBody, request: Request, principal: PrincipalDep) -> Any:
     """Seen (and maybe taken) by a technician."""
-    return _full(_change(request, workflow.acknowledge, incident_id, actor, body.assignee), "vi")
+    return _full(_change(request, principal, incident_id, workflow.acknowledge, incident_id, principal.name,
+                         body.assignee), "vi")
 
 
 @router.post("/incidents/{incident_id}/resolve", response_model=IncidentFull)
-def resolve_incident(incident_id: int, request: Request, actor: Actor) -> Any:
+def resolve_incident(incident_id: int, request: Request, principal: PrincipalDep) -> Any:
     """Closed by hand."""
-    return _full(_change(request, workflow.resolve, incident_id, actor), "vi")
+    return _full(_change(request, principal, incident_id, workflow.resolve, incident_id, principal.name), "vi")
 
 
 @router.post("/incidents/{incident_id}/assign", response_model=IncidentFull)
-def assign_incident(incident_id: int, body: AcknowledgeBody, request: Request, actor: Actor) -> Any:
+def assign_incident(incident_id: int, body: AcknowledgeBody, request: Request, principal: PrincipalDep) -> Any:
     """Give it to someone (or nobody)."""
-    return _full(_change(request, workflow.assign, incident_id, actor, body.assignee), "vi")
+    return _full(_change(request, principal, incident_id, workflow.assign, incident_id, principal.name,
+                         body.assignee), "vi")
 
 
 @router.post("/incidents/{incident_id}/comments", response_model=CommentPublic, status_code=201)
-def comment_incident(incident_id: int, body: CommentBody, request: Request, actor: Actor) -> Any:
+def comment_incident(incident_id: int, body: CommentBody, request: Request, principal: PrincipalDep) -> Any:
     """Add a note."""
-    return _change(request, workflow.comment, incident_id, actor, body.text)
+    return _change(request, principal, incident_id, workflow.comment, incident_id, principal.name, body.text)
 
 
 @router.post("/maintenance-windows", status_code=201)
-def create_window(body: WindowBody, request: Request, actor: Actor) -> dict[str, Any]:
+def create_window(body: WindowBody, request: Request, principal: PrincipalDep) -> dict[str, Any]:
     """Plan a quiet time for a school: incidents are recorded, not notified."""
     if body.starts_at.tzinfo is None or body.ends_at.tzinfo is None:
         raise HTTPException(422, detail="times need a zone, e.g. 2027-02-05T00:00:00+07:00")
-    window = _change(request, workflow.add_maintenance_window, body.school, body.starts_at, body.ends_at,
-                     body.reason, actor)
+    check_write(principal, body.school, f"school {body.school}")
+    window = _change(request, principal, None, workflow.add_maintenance_window, body.school, body.starts_at,
+                     body.ends_at, body.reason, principal.name)
     return {"id": window.id, "school": window.school_id, "starts_at": window.starts_at, "ends_at": window.ends_at}
 
 
 @router.post("/notification-routes", status_code=201)
-def create_route(body: RouteBody, request: Request, actor: Actor) -> dict[str, Any]:
-    """Add a notification route."""
+def create_route(body: RouteBody, request: Request, principal: PrincipalDep) -> dict[str, Any]:
+    """Add a notification route (admins; a route for every school needs a department-wide admin)."""
+    if body.school is None and not principal.everywhere:
+        raise HTTPException(403, detail="only a department-wide admin may route every school")
+    if body.school is not None:
+        check_write(principal, body.school, f"school {body.school}")
+    if principal.role != "admin":
+        raise HTTPException(403, detail="only admins manage notification routes")
     with request.app.state.sessions.begin() as session:
         route = NotificationRoute(school_id=body.school, channel=body.channel, target=body.target,
                                   min_severity=body.min_severity, lang=body.lang, enabled=True)

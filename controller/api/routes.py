@@ -9,8 +9,8 @@ from fastapi import APIRouter, HTTPException, Query
 from classfleet_wire import lookup
 
 from ..store import queries
-from ..store.models import DEVICE_KINDS, HEALTH_STATES, ROOM_KINDS, DeviceInventory
-from .deps import NowDep, SessionDep, SettingsDep
+from ..store.models import DEVICE_KINDS, HEALTH_STATES, ROOM_KINDS, Device, DeviceInventory
+from .deps import NowDep, PrincipalDep, SessionDep, SettingsDep, check_read
 from .schemas import (
     DeviceDetail,
     DevicePublic,
@@ -35,26 +35,27 @@ def _check_choice(name: str, value: str | None, allowed: tuple[str, ...]) -> Non
 
 
 @router.get("/districts", response_model=ListPublic[DistrictPublic], tags=["inventory"])
-def read_districts(session: SessionDep, limit: Limit = 100, offset: Offset = 0) -> dict[str, Any]:
-    """List districts."""
-    page = queries.list_districts(session, limit, offset)
+def read_districts(session: SessionDep, principal: PrincipalDep, limit: Limit = 100,
+                   offset: Offset = 0) -> dict[str, Any]:
+    """List districts (those with a school the caller may see)."""
+    page = queries.list_districts(session, principal.schools, limit, offset)
     return {"items": [r[0] for r in page.items], "total": page.total, "limit": limit, "offset": offset}
 
 
 @router.get("/schools", response_model=ListPublic[SchoolPublic], tags=["inventory"])
-def read_schools(session: SessionDep, district: str | None = None, limit: Limit = 100,
+def read_schools(session: SessionDep, principal: PrincipalDep, district: str | None = None, limit: Limit = 100,
                  offset: Offset = 0) -> dict[str, Any]:
     """List schools, optionally of one district."""
-    page = queries.list_schools(session, district, limit, offset)
+    page = queries.list_schools(session, principal.schools, district, limit, offset)
     return {"items": [r[0] for r in page.items], "total": page.total, "limit": limit, "offset": offset}
 
 
 @router.get("/rooms", response_model=ListPublic[RoomPublic], tags=["inventory"])
-def read_rooms(session: SessionDep, school: str | None = None, kind: str | None = None, limit: Limit = 100,
-               offset: Offset = 0) -> dict[str, Any]:
+def read_rooms(session: SessionDep, principal: PrincipalDep, school: str | None = None, kind: str | None = None,
+               limit: Limit = 100, offset: Offset = 0) -> dict[str, Any]:
     """List rooms, optionally of one school and room kind."""
     _check_choice("kind", kind, ROOM_KINDS)
-    page = queries.list_rooms(session, school, kind, limit, offset)
+    page = queries.list_rooms(session, principal.schools, school, kind, limit, offset)
     return {"items": [r[0] for r in page.items], "total": page.total, "limit": limit, "offset": offset}
 
 
@@ -73,6 +74,7 @@ def read_devices(
     session: SessionDep,
     settings: SettingsDep,
     now: NowDep,
+    principal: PrincipalDep,
     school: str | None = None,
     district: str | None = None,
     room: int | None = None,
@@ -88,7 +90,7 @@ def read_devices(
     _check_choice("kind", kind, DEVICE_KINDS)
     _check_choice("health", health, HEALTH_STATES)
     flt = queries.DeviceFilter(school=school, district=district, room=room, kind=kind, health=health,
-                               unassigned=unassigned, q=q)
+                               unassigned=unassigned, q=q, scope=principal.schools)
     page = queries.list_devices(session, now, settings.offline_after_s, flt, limit, offset)
     return {"items": [_device_public(r) for r in page.items], "total": page.total, "limit": limit,
             "offset": offset}
@@ -96,12 +98,11 @@ def read_devices(
 
 @router.get("/devices/{device_id}", response_model=DeviceDetail, tags=["devices"],
             responses={404: {"description": "no such device"}})
-def read_device(device_id: int, session: SessionDep, settings: SettingsDep, now: NowDep,
+def read_device(device_id: int, session: SessionDep, settings: SettingsDep, now: NowDep, principal: PrincipalDep,
                 lang: Annotated[str, Query(pattern="^(vi|en)$")] = "vi") -> dict[str, Any]:
     """One device with its latest state and open incidents (texts in ``lang``)."""
     row = queries.get_device(session, now, settings.offline_after_s, device_id)
-    if row is None:
-        raise HTTPException(404, detail=f"device {device_id} not found")
+    check_read(principal, row[0].school_id if row else None, f"device {device_id}")
     state = row[1]
     incidents = [
         IncidentPublic.model_validate({**{k: getattr(i, k) for k in IncidentPublic.model_fields if k != "text"},
@@ -114,8 +115,10 @@ def read_device(device_id: int, session: SessionDep, settings: SettingsDep, now:
 
 @router.get("/devices/{device_id}/inventory", response_model=InventoryPublic, tags=["devices"],
             responses={404: {"description": "no such device, or no inventory reported yet"}})
-def read_device_inventory(device_id: int, session: SessionDep) -> Any:
+def read_device_inventory(device_id: int, session: SessionDep, principal: PrincipalDep) -> Any:
     """The latest hardware and software inventory the device reported."""
+    device = session.get(Device, device_id)
+    check_read(principal, device.school_id if device else None, f"device {device_id}")
     inventory = session.get(DeviceInventory, device_id)
     if inventory is None:
         raise HTTPException(404, detail=f"no inventory for device {device_id}")

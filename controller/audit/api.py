@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from ..api.deps import NowDep, SessionDep, SettingsDep
+from ..api.deps import NowDep, PrincipalDep, SessionDep, SettingsDep
 from .export import render
 from .report import AuditReport, build_report
 
@@ -22,24 +22,24 @@ MEDIA = {"csv": "text/csv; charset=utf-8",
 
 
 @router.get("/audit", response_model=AuditReport)
-def read_audit(session: SessionDep, settings: SettingsDep, now: NowDep, days: Days = 30,
+def read_audit(session: SessionDep, settings: SettingsDep, now: NowDep, principal: PrincipalDep, days: Days = 30,
                warranty_days: WarrantyDays = 90, school: SchoolQ = None, district: SchoolQ = None,
                lang: Lang = "vi") -> AuditReport:
     """The plan against registered, recently seen and healthy devices, per school, district and in total."""
     del lang  # JSON keys are language-neutral; accepted so every audit URL takes the same parameters
     return build_report(session, now, settings.offline_after_s, days=days, warranty_days=warranty_days,
-                        school=school, district=district)
+                        school=school, district=district, visible=principal.schools)
 
 
 @router.get("/audit/export", response_class=Response,
             responses={200: {"content": {MEDIA["csv"]: {}, MEDIA["xlsx"]: {}}}})
-def export_audit(session: SessionDep, settings: SettingsDep, now: NowDep,
+def export_audit(session: SessionDep, settings: SettingsDep, now: NowDep, principal: PrincipalDep,
                  format: Annotated[str, Query(pattern="^(csv|xlsx)$")] = "xlsx", days: Days = 30,  # noqa: A002
                  warranty_days: WarrantyDays = 90, school: SchoolQ = None, district: SchoolQ = None,
                  lang: Lang = "vi") -> Response:
     """The same report as a spreadsheet to download, with Vietnamese or English headers."""
     report = build_report(session, now, settings.offline_after_s, days=days, warranty_days=warranty_days,
-                          school=school, district=district)
+                          school=school, district=district, visible=principal.schools)
     name = f"classfleet-audit-{now:%Y%m%d}.{format}"
     return Response(render(report, format, lang), media_type=MEDIA[format],
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})

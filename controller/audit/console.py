@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from ..api.deps import NowDep, SessionDep, SettingsDep
+from ..console.login import ConsolePrincipal
 from .i18n import tr
 from .report import build_report
 
@@ -20,7 +21,7 @@ MAX_LISTED = 500  # per list; the spreadsheet holds them all
 
 
 @router.get("/console/audit", response_class=HTMLResponse)
-def audit_page(request: Request, session: SessionDep, settings: SettingsDep, now: NowDep,
+def audit_page(request: Request, session: SessionDep, settings: SettingsDep, now: NowDep, principal: ConsolePrincipal,
                lang: Annotated[str, Query(pattern="^(vi|en)$")] = "vi",
                days: Annotated[int, Query(ge=1, le=3650)] = 30,
                warranty_days: Annotated[int, Query(ge=0, le=3650)] = 90,
@@ -28,7 +29,7 @@ def audit_page(request: Request, session: SessionDep, settings: SettingsDep, now
                school: Annotated[str | None, Query(max_length=64)] = None) -> Any:
     """Totals, department figures, districts and schools, then the lists to act on."""
     report = build_report(session, now, settings.offline_after_s, days=days, warranty_days=warranty_days,
-                          school=school, district=district)
+                          school=school, district=district, visible=principal.schools)
     params: dict[str, Any] = {"days": days, "warranty_days": warranty_days, "school": school, "district": district}
     params = {k: v for k, v in params.items() if v is not None}
     query = urlencode({**params, "lang": lang})

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from ..store.health import health_expr
 from ..store.models import ROOM_KINDS, Device, DeviceState, District, EquipmentPlan, Room, School
+from ..store.queries import in_scope
 
 CAMERA_KINDS = ("nvr", "camera")
 ROOM_ORDER = {k: i for i, k in enumerate(ROOM_KINDS)}
@@ -218,16 +219,18 @@ def _school_report(school: School, plan: dict[tuple[str, str], int], devices: li
 
 
 def build_report(session: Session, now: dt.datetime, offline_after_s: float, *, days: int = 30,
-                 warranty_days: int = 90, school: str | None = None, district: str | None = None) -> AuditReport:
-    """Read plan, rooms, devices and their state, and build the report (optionally for one school or district)."""
-    school_query = select(School).order_by(School.id)
+                 warranty_days: int = 90, school: str | None = None, district: str | None = None,
+                 visible: frozenset[str] | None = None) -> AuditReport:
+    """Read plan, rooms, devices and their state, and build the report (optionally for one school or district;
+    ``visible`` restricts it to the caller's schools)."""
+    school_query = select(School).where(in_scope(School.id, visible)).order_by(School.id)
     if school:
         school_query = school_query.where(School.id == school)
     if district:
         school_query = school_query.where(School.district_id == district)
     schools = list(session.scalars(school_query))
     ids = [s.id for s in schools]
-    scope = School.id.in_(ids) if (school or district) else true()
+    scope = School.id.in_(ids) if (school or district or visible is not None) else true()
 
     plans: dict[str, dict[tuple[str, str], int]] = defaultdict(dict)
     for p in session.execute(select(EquipmentPlan.school_id, EquipmentPlan.room_kind, EquipmentPlan.device_kind,

@@ -25,6 +25,12 @@ TEXTS: dict[str, dict[str, str]] = {
         "total": "Tổng",
         "api": "API và tài liệu",
         "other_lang": "English",
+        "login.title": "Đăng nhập",
+        "login.username": "Tên đăng nhập",
+        "login.password": "Mật khẩu",
+        "login.submit": "Đăng nhập",
+        "login.failed": "Sai tên đăng nhập hoặc mật khẩu.",
+        "logout": "Đăng xuất",
     },
     "en": {
         "title": "Fleet overview",
@@ -48,6 +54,12 @@ TEXTS: dict[str, dict[str, str]] = {
         "total": "Total",
         "api": "API and docs",
         "other_lang": "Tiếng Việt",
+        "login.title": "Log in",
+        "login.username": "User name",
+        "login.password": "Password",
+        "login.submit": "Log in",
+        "login.failed": "Wrong user name or password.",
+        "logout": "Log out",
     },
 }
 

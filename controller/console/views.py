@@ -17,6 +17,7 @@ from ..api.deps import NowDep, SessionDep, SettingsDep
 from ..store import queries
 from ..store.models import HEALTH_STATES, Incident, Room, School
 from .i18n import translator
+from .login import ConsolePrincipal
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
@@ -25,11 +26,12 @@ MAX_PROBLEMS = 500
 
 
 @router.get("/console", response_class=HTMLResponse)
-def overview(request: Request, session: SessionDep, settings: SettingsDep, now: NowDep,
+def overview(request: Request, session: SessionDep, settings: SettingsDep, now: NowDep, principal: ConsolePrincipal,
              lang: Annotated[str, Query(pattern="^(vi|en)$")] = "vi",
              school: Annotated[str | None, Query(max_length=64)] = None) -> Any:
     """Schools with their devices by health, then the devices with problems (worst first)."""
-    rows = queries.list_devices(session, now, settings.offline_after_s, queries.DeviceFilter(), 100_000, 0).items
+    rows = queries.list_devices(session, now, settings.offline_after_s,
+                                queries.DeviceFilter(scope=principal.schools), 100_000, 0).items
     counts: dict[str, dict[str, int]] = defaultdict(dict)
     problems = []
     for device, state, health in rows:
@@ -47,7 +49,7 @@ def overview(request: Request, session: SessionDep, settings: SettingsDep, now: 
         ):
             faults[device_id].append(lookup(code).text(lang))
         rooms = dict(session.execute(select(Room.id, Room.name)).all())
-    schools = session.scalars(select(School).order_by(School.id)).all()
+    schools = session.scalars(select(School).where(principal.scope(School.id)).order_by(School.id)).all()
     context = {
         "lang": lang, "t": translator(lang), "healths": HEALTH_STATES, "selected": school,
         "summary": [(s, counts.get(s.id, {})) for s in schools],

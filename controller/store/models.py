@@ -369,6 +369,44 @@ class DeviceCredential(Base):
     token_id: Mapped[int | None] = mapped_column(ForeignKey("enrolment_tokens.id", ondelete="SET NULL"))
 
 
+ROLES = ("admin", "technician", "auditor")
+
+
+class User(Base):
+    """A person using the console or the API; scoped to schools, a district, or everything."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(120), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    all_schools: Mapped[bool] = mapped_column(Boolean, default=False)
+    district_id: Mapped[str | None] = mapped_column(ForeignKey("districts.id", ondelete="SET NULL"))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class UserSchool(Base):
+    """A school a user may see (and, unless an auditor, act on)."""
+
+    __tablename__ = "user_schools"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    school_id: Mapped[str] = mapped_column(ForeignKey("schools.id", ondelete="CASCADE"), primary_key=True)
+
+
+class ApiToken(Base):
+    """A user's API token; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(120))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
 class EquipmentPlan(Base):
     """What was bought: planned counts per school, room kind and device kind."""
 

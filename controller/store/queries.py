@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from .health import health_expr
@@ -33,6 +33,7 @@ class DeviceFilter:
     health: str | None = None
     unassigned: bool | None = None
     q: str | None = None
+    scope: frozenset[str] | None = None  # the caller's schools; None: every school
 
 
 def _page(session: Session, query: Select[Any], limit: int, offset: int) -> Page:
@@ -40,22 +41,32 @@ def _page(session: Session, query: Select[Any], limit: int, offset: int) -> Page
     return Page(items=session.execute(query.limit(limit).offset(offset)).all(), total=total)
 
 
-def list_districts(session: Session, limit: int, offset: int) -> Page:
-    """Districts by id."""
-    return _page(session, select(District).order_by(District.id), limit, offset)
+def in_scope(column: Any, scope: frozenset[str] | None) -> Any:
+    """Restrict a school-id column to a caller's schools (None: every school)."""
+    return true() if scope is None else column.in_(sorted(scope))
 
 
-def list_schools(session: Session, district: str | None, limit: int, offset: int) -> Page:
+def list_districts(session: Session, scope: frozenset[str] | None, limit: int, offset: int) -> Page:
+    """Districts by id (those with a school in scope)."""
+    query = select(District).order_by(District.id)
+    if scope is not None:
+        query = query.where(District.id.in_(select(School.district_id).where(in_scope(School.id, scope))))
+    return _page(session, query, limit, offset)
+
+
+def list_schools(session: Session, scope: frozenset[str] | None, district: str | None, limit: int,
+                 offset: int) -> Page:
     """Schools, optionally of one district."""
-    query = select(School).order_by(School.id)
+    query = select(School).where(in_scope(School.id, scope)).order_by(School.id)
     if district:
         query = query.where(School.district_id == district)
     return _page(session, query, limit, offset)
 
 
-def list_rooms(session: Session, school: str | None, kind: str | None, limit: int, offset: int) -> Page:
+def list_rooms(session: Session, scope: frozenset[str] | None, school: str | None, kind: str | None, limit: int,
+               offset: int) -> Page:
     """Rooms, optionally of one school and kind."""
-    query = select(Room).order_by(Room.school_id, Room.code)
+    query = select(Room).where(in_scope(Room.school_id, scope)).order_by(Room.school_id, Room.code)
     if school:
         query = query.where(Room.school_id == school)
     if kind:
@@ -71,6 +82,8 @@ def devices_query(now: dt.datetime, offline_after_s: float, flt: DeviceFilter) -
         .outerjoin(DeviceState, DeviceState.device_id == Device.id)
         .order_by(Device.school_id, Device.uid)
     )
+    if flt.scope is not None:
+        query = query.where(in_scope(Device.school_id, flt.scope))
     if flt.school:
         query = query.where(Device.school_id == flt.school)
     if flt.district:

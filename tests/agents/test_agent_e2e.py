@@ -48,7 +48,7 @@ def test_enrolled_agent_reports_inventory_faults_and_commands(tmp_path, sqlite_u
         add_school(engine, "s1")
         with Session(engine) as session, session.begin():
             token = create_token(session, "s1", uses=1).token
-        settings = Settings(data_dir=tmp_path, public_mqtt_url=f"mqtt://127.0.0.1:{broker.port}")
+        settings = Settings(data_dir=tmp_path, public_mqtt_url=f"mqtt://127.0.0.1:{broker.port}", auth=False)
         registry, _ = build_registry(engine, 180)
         config = tmp_path / "agent.toml"
         with serve_app(create_app(settings, engine, registry)) as api:

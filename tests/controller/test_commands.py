@@ -19,7 +19,7 @@ from controller.config import Settings
 from controller.metrics import build_registry
 from controller.store import db
 from controller.store.models import AuditLog, Command, Device, Room
-from tests.helpers import add_school, running_ingest, wait_for
+from tests.helpers import add_school, make_user, running_ingest, wait_for
 
 
 def _seed(engine) -> None:
@@ -33,25 +33,29 @@ def _seed(engine) -> None:
         session.add(Device(school_id="s1", uid="cam-1", kind="camera", watched_by="onvif"))
 
 
-def _client(engine, tmp_path, token: str | None = "t0ken") -> TestClient:
-    settings = Settings(data_dir=tmp_path, api_token=token)
+def _client(engine, tmp_path) -> TestClient:
     registry, _ = build_registry(engine, 180)
-    return TestClient(create_app(settings, engine, registry))
+    return TestClient(create_app(Settings(data_dir=tmp_path), engine, registry))
 
 
-def test_sending_needs_the_token_and_a_valid_command(db_url, tmp_path):
+def test_sending_needs_a_technician_of_the_school_and_a_valid_command(db_url, tmp_path):
     engine = db.make_engine(db_url)
     _seed(engine)
+    add_school(engine, "s2")
+    auth = make_user(engine, "tech1", "technician", schools=("s1",))
+    auditor = make_user(engine, "audit", "auditor", all_schools=True)
+    other = make_user(engine, "tech2", "technician", schools=("s2",))
     body = {"school": "s1", "action": "message", "args": {"text": "Tắt máy trước khi về"}}
-    assert _client(engine, tmp_path, token=None).post("/api/v1/commands", json=body).status_code == 403
     client = _client(engine, tmp_path)
     assert client.post("/api/v1/commands", json=body).status_code == 401
-    auth = {"Authorization": "Bearer t0ken"}
+    assert client.post("/api/v1/commands", json=body, headers=auditor).status_code == 403
+    assert client.post("/api/v1/commands", json=body, headers=other).status_code == 404
     made = client.post("/api/v1/commands", json=body, headers=auth)
     assert made.status_code == 201 and len(made.json()) == 4  # every agent device, not the camera
     with Session(engine) as session:
         room = session.scalar(select(Room))
-        assert session.scalar(select(AuditLog.target).where(AuditLog.action == "command.message")) == "school:s1"
+        logged = session.execute(select(AuditLog.actor, AuditLog.target).where(AuditLog.action == "command.message"))
+        assert logged.one() == ("tech1", "school:s1")
     lab = client.post("/api/v1/commands", headers=auth, json={
         "room_id": room.id, "action": "shutdown", "args": {"delay_s": 300, "notice": "Phòng máy đóng cửa"},
         "not_before": "2026-12-01T17:30:00+07:00", "expires_in_s": 1800})
@@ -60,9 +64,10 @@ def test_sending_needs_the_token_and_a_valid_command(db_url, tmp_path):
     assert client.post("/api/v1/commands", headers=auth, json={**body, "action": "format_disk"}).status_code == 422
     assert client.post("/api/v1/commands", headers=auth, json={**body, "device_id": 1}).status_code == 422
     assert client.post("/api/v1/commands", headers=auth, json={"school": "nowhere", "action": "reboot"}
-                       ).status_code == 422
-    ledger = client.get("/api/v1/commands", params={"state": "pending"}).json()
+                       ).status_code == 404
+    ledger = client.get("/api/v1/commands", params={"state": "pending"}, headers=auth).json()
     assert ledger["total"] == 7
+    assert client.get("/api/v1/commands", headers=other).json()["total"] == 0  # nothing of s1 leaks
     engine.dispose()
 
 
@@ -72,7 +77,7 @@ def test_dispatcher_waits_for_the_device_and_the_time_then_the_agent_answers(tmp
         with Session(engine) as session:
             pc = session.scalar(select(Device).where(Device.uid == "pc-0"))
         client = _client(engine, tmp_path)
-        auth = {"Authorization": "Bearer t0ken"}
+        auth = make_user(engine, "admin", "admin", all_schools=True)
         now_cmd = client.post("/api/v1/commands", headers=auth,
                               json={"device_id": pc.id, "action": "collect_inventory"}).json()[0]["id"]
         later = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=3)).isoformat()

@@ -24,7 +24,7 @@ from controller.notify import EmailChannel, Notifier, WebhookChannel
 from controller.store import db
 from controller.store.models import AuditLog, Device, Incident, NotificationRoute
 from controller.store.polls import FaultCheck, PollResult, record_polls
-from tests.helpers import add_school
+from tests.helpers import add_school, make_user
 
 T0 = dt.datetime(2026, 12, 1, 2, 0, tzinfo=dt.UTC)
 pytestmark = pytest.mark.integration
@@ -114,15 +114,15 @@ def test_a_school_wide_outage_is_one_message_per_route(sqlite_url, smtp, webhook
     engine.dispose()
 
 
-def test_maintenance_windows_and_retries(sqlite_url, webhook):
+def test_maintenance_windows_and_retries(sqlite_url, webhook, tmp_path):
     engine = db.make_engine(sqlite_url)
     quiet = _fleet(engine, "tet", 3)
     loud = _fleet(engine, "open", 1)
     with Session(engine) as session, session.begin():
         session.add(NotificationRoute(school_id=None, channel="webhook", target=webhook))
     registry, _ = build_registry(engine, 180)
-    client = TestClient(create_app(Settings(api_token="tok"), engine, registry))
-    auth = {"Authorization": "Bearer tok"}
+    client = TestClient(create_app(Settings(data_dir=tmp_path), engine, registry))
+    auth = make_user(engine, "admin", "admin", all_schools=True)
     made = client.post("/api/v1/maintenance-windows", headers=auth, json={
         "school": "tet", "starts_at": "2026-12-01T07:00:00+07:00", "ends_at": "2026-12-01T12:00:00+07:00",
         "reason": "Tết"})
@@ -143,17 +143,24 @@ def test_maintenance_windows_and_retries(sqlite_url, webhook):
     engine.dispose()
 
 
-def test_incident_workflow_through_the_api(db_url):
+def test_incident_workflow_through_the_api(db_url, tmp_path):
     engine = db.make_engine(db_url)
     ids = _fleet(engine, "s1", 1)
+    _fleet(engine, "s2", 0)
     _raise(engine, ids, T0, code="camera.no_stream")
     registry, _ = build_registry(engine, 180)
-    client = TestClient(create_app(Settings(api_token="tok"), engine, registry))
-    auth = {"Authorization": "Bearer tok"}
-    listed = client.get("/api/v1/incidents", params={"state": "active", "lang": "en"}).json()
+    client = TestClient(create_app(Settings(data_dir=tmp_path), engine, registry))
+    auth = make_user(engine, "minh", "technician", schools=("s1",))
+    auditor = make_user(engine, "so-gd", "auditor", all_schools=True)
+    outsider = make_user(engine, "tech-s2", "technician", schools=("s2",))
+    listed = client.get("/api/v1/incidents", params={"state": "active", "lang": "en"}, headers=auditor).json()
     assert listed["total"] == 1 and listed["items"][0]["text"] == "Camera has no stream"
     iid = listed["items"][0]["id"]
     assert client.post(f"/api/v1/incidents/{iid}/acknowledge", json={}).status_code == 401
+    assert client.post(f"/api/v1/incidents/{iid}/acknowledge", json={}, headers=auditor).status_code == 403
+    assert client.post(f"/api/v1/incidents/{iid}/acknowledge", json={}, headers=outsider).status_code == 404
+    assert client.get(f"/api/v1/incidents/{iid}", headers=outsider).status_code == 404
+    assert client.get("/api/v1/incidents", headers=outsider).json()["total"] == 0
     ack = client.post(f"/api/v1/incidents/{iid}/acknowledge", headers=auth, json={"assignee": "thầy Minh"}).json()
     assert ack["state"] == "acknowledged" and ack["assignee"] == "thầy Minh"
     note = client.post(f"/api/v1/incidents/{iid}/comments", headers=auth, json={"text": "Thay cáp mạng tầng 2"})
@@ -161,8 +168,8 @@ def test_incident_workflow_through_the_api(db_url):
     assert client.post(f"/api/v1/incidents/{iid}/resolve", headers=auth).json()["state"] == "resolved"
     assert client.post(f"/api/v1/incidents/{iid}/resolve", headers=auth).status_code == 409
     assert client.post("/api/v1/incidents/99999/resolve", headers=auth).status_code == 404
-    detail = client.get(f"/api/v1/incidents/{iid}").json()
-    assert detail["comments"][0]["text"] == "Thay cáp mạng tầng 2" and detail["resolved_by"] == "api-token"
+    detail = client.get(f"/api/v1/incidents/{iid}", headers=auth).json()
+    assert detail["comments"][0]["text"] == "Thay cáp mạng tầng 2" and detail["resolved_by"] == "minh"
     with engine.connect() as conn:
         actions = set(conn.scalars(select(AuditLog.action)))
     assert {"incident.acknowledge", "incident.comment", "incident.resolve"} <= actions

@@ -39,8 +39,16 @@ def test_zero_config_controller_runs_its_own_broker_and_sqlite(tmp_path):
         client = publisher(mqtt_port, "zero-config-agent")
         # The controller caches the schools it knows; a new school is picked up on the next miss.
         publish_all(client, [("classfleet/v1/s1/pc-1/heartbeat", heartbeat(1, 1))])
-        devices = wait_for(lambda: httpx.get(f"http://127.0.0.1:{port}/api/v1/devices").json()["items"],
-                           what="device visible in the API")
+        api = f"http://127.0.0.1:{port}/api/v1/devices"
+        assert httpx.get(api).status_code == 401  # authentication is on by default
+        env = _env(tmp_path) | {"CLASSFLEET_NEW_PASSWORD": "a long admin password"}
+        cli = [sys.executable, "-m", "controller", "user"]
+        created = subprocess.run([*cli, "create", "admin", "--role", "admin", "--all-schools"], env=env,
+                                 capture_output=True, text=True, timeout=60)
+        assert created.returncode == 0, created.stderr
+        token = subprocess.run([*cli, "token", "admin"], env=env, capture_output=True, text=True, timeout=60)
+        headers = {"Authorization": f"Bearer {token.stdout.strip()}"}
+        devices = wait_for(lambda: httpx.get(api, headers=headers).json()["items"], what="device visible in the API")
         assert devices[0]["uid"] == "pc-1" and devices[0]["health"] == "ok"
         client.disconnect()
         engine.dispose()

@@ -42,7 +42,7 @@ def seeded(db_url, tmp_path):
 
 
 def _client(engine, tmp_path, **settings) -> TestClient:
-    cfg = Settings(data_dir=tmp_path, **settings)
+    cfg = Settings(data_dir=tmp_path, **{"auth": False, **settings})
     registry, _ = build_registry(engine, cfg.offline_after_s)
     return TestClient(create_app(cfg, engine, registry, ingest_ready=lambda: True))
 
