@@ -16,7 +16,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func, select
 
 from .store.health import health_expr
-from .store.models import HEALTH_STATES, Device, DeviceState, Incident
+from .store.models import HEALTH_STATES, Device, DeviceComponent, DeviceState, EquipmentPlan, Incident, Room
 from .store.writer import BatchOutcome
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,8 @@ class IngestMetrics:
             "classfleet_ingest_queue_depth", "Messages received but not yet committed.", registry=registry
         )
         # Pre-create the label values users alert on, so rates start at 0 rather than absent.
+        for kind in ("status", "heartbeat", "inventory", "event", "cmd/ack"):
+            self.messages.labels(kind)
         for reason in ("invalid_json", "schema", "oversized", "invalid_utf8", "identity_mismatch",
                        "unknown_school", "bad_topic", "unsupported_version", "store_rejected"):
             self.rejected.labels(reason)
@@ -87,45 +89,86 @@ class StoreCollector(Collector):
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
 
     def collect(self) -> Iterator[Metric]:
-        """Yield the device gauges; a store error yields a scrape-error gauge instead of failing."""
-        up = GaugeMetricFamily("classfleet_device_up", "1 if the device is up (health ok or degraded).",
-                               labels=["school", "device", "device_kind"])
-        counts = GaugeMetricFamily("classfleet_devices", "Devices by school, kind and health.",
-                                   labels=["school", "device_kind", "health"])
-        incidents = GaugeMetricFamily("classfleet_incidents_open", "Open incidents by school, code, severity.",
-                                      labels=["school", "code", "severity"])
+        """Yield the fleet gauges; a store error yields a scrape-error gauge instead of failing."""
+        families = {
+            "up": GaugeMetricFamily("classfleet_device_up", "1 if the device is up (health ok or degraded).",
+                                    labels=["school", "device", "device_kind"]),
+            "last_seen": GaugeMetricFamily("classfleet_device_last_seen_timestamp_seconds",
+                                           "When the device was last heard from (Unix time).",
+                                           labels=["school", "device", "device_kind"]),
+            "info": GaugeMetricFamily("classfleet_device_info", "Device metadata (value 1).",
+                                      labels=["school", "device", "device_kind", "room_kind", "vendor", "model",
+                                              "watched_by"]),
+            "counts": GaugeMetricFamily("classfleet_devices", "Devices by school, kind and health.",
+                                        labels=["school", "device_kind", "health"]),
+            "planned": GaugeMetricFamily("classfleet_devices_planned", "Devices planned (bought) per school and kind.",
+                                         labels=["school", "device_kind"]),
+            "rooms": GaugeMetricFamily("classfleet_rooms", "Rooms by school and kind.", labels=["school", "room_kind"]),
+            "incidents": GaugeMetricFamily("classfleet_incidents_open", "Open incidents by school, code, severity.",
+                                           labels=["school", "code", "severity"]),
+            "ports": GaugeMetricFamily("classfleet_switch_ports", "Switch ports by status.",
+                                       labels=["school", "device", "status"]),
+            "uplink": GaugeMetricFamily("classfleet_switch_uplink_up", "1 if the switch's uplink port is up.",
+                                        labels=["school", "device"]),
+        }
         error = GaugeMetricFamily("classfleet_store_scrape_error", "1 if reading the store failed.")
-        health = health_expr(self._clock(), self._offline_after_s).label("health")
-        totals: dict[tuple[str, str, str], int] = {}
         try:
-            with self._engine.connect() as conn:
-                rows = conn.execute(
-                    select(Device.school_id, Device.uid, Device.kind, health)
-                    .outerjoin(DeviceState, DeviceState.device_id == Device.id)
-                    .where(Device.lifecycle == "active")
-                )
-                for school, uid, kind, state in rows:
-                    up.add_metric([school, uid, kind], 1.0 if state in ("ok", "degraded") else 0.0)
-                    totals[(school, kind, state)] = totals.get((school, kind, state), 0) + 1
-                open_rows = conn.execute(
-                    select(Incident.school_id, Incident.code, Incident.severity, func.count())
-                    .where(Incident.state != "resolved")
-                    .group_by(Incident.school_id, Incident.code, Incident.severity)
-                )
-                for school, code, severity, n in open_rows:
-                    incidents.add_metric([school, code, severity], n)
+            self._read(families)
             error.add_metric([], 0)
         except Exception:  # the store is down: say so, keep /metrics answering
             log.exception("cannot read the store for metrics")
             error.add_metric([], 1)
-        schools_kinds = {(s, k) for s, k, _ in totals}
-        for school, kind in sorted(schools_kinds):
-            for state in HEALTH_STATES:
-                counts.add_metric([school, kind, state], totals.get((school, kind, state), 0))
-        yield up
-        yield counts
-        yield incidents
+        yield from families.values()
         yield error
+
+    def _read(self, f: dict[str, GaugeMetricFamily]) -> None:
+        health = health_expr(self._clock(), self._offline_after_s).label("health")
+        totals: dict[tuple[str, str, str], int] = {}
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(Device.school_id, Device.uid, Device.kind, health, DeviceState.last_seen, Room.kind,
+                       Device.vendor, Device.model, Device.watched_by)
+                .outerjoin(DeviceState, DeviceState.device_id == Device.id)
+                .outerjoin(Room, Room.id == Device.room_id)
+                .where(Device.lifecycle == "active")
+            )
+            for school, uid, kind, state, last_seen, room_kind, vendor, model, watched_by in rows:
+                f["up"].add_metric([school, uid, kind], 1.0 if state in ("ok", "degraded") else 0.0)
+                if last_seen is not None:
+                    f["last_seen"].add_metric([school, uid, kind], last_seen.timestamp())
+                f["info"].add_metric([school, uid, kind, room_kind or "", (vendor or "")[:64], (model or "")[:64],
+                                      watched_by], 1.0)
+                totals[(school, kind, state)] = totals.get((school, kind, state), 0) + 1
+            for school, kind, n in conn.execute(
+                select(EquipmentPlan.school_id, EquipmentPlan.device_kind, func.sum(EquipmentPlan.planned))
+                .group_by(EquipmentPlan.school_id, EquipmentPlan.device_kind)
+            ):
+                f["planned"].add_metric([school, kind], float(n or 0))
+            for school, kind, n in conn.execute(
+                select(Room.school_id, Room.kind, func.count()).group_by(Room.school_id, Room.kind)
+            ):
+                f["rooms"].add_metric([school, kind], n)
+            for school, code, severity, n in conn.execute(
+                select(Incident.school_id, Incident.code, Incident.severity, func.count())
+                .where(Incident.state != "resolved").group_by(Incident.school_id, Incident.code, Incident.severity)
+            ):
+                f["incidents"].add_metric([school, code, severity], n)
+            ports: dict[tuple[str, str], dict[str, int]] = {}
+            for school, uid, status, data in conn.execute(
+                select(Device.school_id, Device.uid, DeviceComponent.status, DeviceComponent.data)
+                .join(DeviceComponent, DeviceComponent.device_id == Device.id)
+                .where(DeviceComponent.kind == "port", Device.lifecycle == "active")
+            ):
+                by_status = ports.setdefault((school, uid), {})
+                by_status[status] = by_status.get(status, 0) + 1
+                if (data or {}).get("uplink"):
+                    f["uplink"].add_metric([school, uid], 1.0 if status == "up" else 0.0)
+            for (school, uid), by_status in sorted(ports.items()):
+                for status, n in sorted(by_status.items()):
+                    f["ports"].add_metric([school, uid, status], n)
+        for school, kind in sorted({(s, k) for s, k, _ in totals}):
+            for state in HEALTH_STATES:
+                f["counts"].add_metric([school, kind, state], totals.get((school, kind, state), 0))
 
 
 def build_registry(engine: Engine, offline_after_s: float) -> tuple[CollectorRegistry, IngestMetrics]:

@@ -40,9 +40,25 @@ def test_every_dashboard_metric_is_exported(sqlite_url):
                 assert name in exported or base in exported, f"{path.name}: {name} is not exported"
 
 
-def test_dashboards_have_unique_panel_ids_and_a_school_variable():
+def test_dashboards_have_stable_uids_unique_panels_and_their_variables():
+    uids = set()
     for path in DASHBOARDS:
         dashboard = json.loads(path.read_text())
         ids = [p["id"] for p in dashboard["panels"]]
         assert len(ids) == len(set(ids))
-        assert "school" in {v["name"] for v in dashboard["templating"]["list"]}
+        names = {v["name"] for v in dashboard["templating"]["list"]}
+        assert "datasource" in names
+        assert path.name == "controller.json" or "school" in names  # fleet dashboards filter by school
+        assert dashboard["uid"].startswith("classfleet-") and dashboard["uid"] not in uids
+        uids.add(dashboard["uid"])
+    assert len(DASHBOARDS) >= 6
+
+
+def test_the_dashboard_files_are_what_build_py_writes(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build", DASHBOARDS[0].parent / "build.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    for name, content in build.DASHBOARDS.items():
+        assert json.loads((DASHBOARDS[0].parent / name).read_text()) == content, f"run dashboards/build.py: {name}"

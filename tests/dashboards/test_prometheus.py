@@ -1,0 +1,150 @@
+"""The dashboards and alert rules against a real Prometheus (Debian's) scraping a real controller app:
+promtool accepts the exposition and the rules, every query parses, and every panel returns data."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from sqlalchemy.orm import Session
+
+from classfleet_wire import decode
+from controller.api.app import create_app
+from controller.broker import free_port
+from controller.config import Settings
+from controller.metrics import build_registry
+from controller.store import db
+from controller.store.models import Device, District, EquipmentPlan, Room, School
+from controller.store.polls import ComponentStatus, FaultCheck, PollResult, record_polls
+from controller.store.writer import Accepted, BatchWriter
+from tests.helpers import heartbeat, serve_app, status, wait_for
+
+DASHBOARDS = Path(__file__).resolve().parents[2] / "dashboards"
+pytestmark = pytest.mark.integration
+
+
+def _binary(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is not installed: apt-get install -y prometheus (.ci/install-test-deps does this)")
+    return path
+
+
+def _seed(engine) -> None:
+    now = dt.datetime.now(dt.UTC)
+    with Session(engine) as session, session.begin():
+        session.add(District(id="d1", name="Quận 1"))
+        session.add(School(id="demo-school-1", name="THCS Demo", district_id="d1"))
+        session.flush()
+        lab = Room(school_id="demo-school-1", code="lab-1", name="Phòng máy", kind="computer_lab")
+        session.add_all([lab, Room(school_id="demo-school-1", code="sm2-1", name="Phòng TM", kind="smart_l2")])
+        session.flush()
+        session.add_all([EquipmentPlan(school_id="demo-school-1", room_kind="computer_lab", device_kind="pc",
+                                       planned=3),
+                         Device(school_id="demo-school-1", uid="sw-core", kind="switch", watched_by="snmp",
+                                is_school_uplink=True),
+                         Device(school_id="demo-school-1", uid="cam-1", kind="camera", watched_by="onvif")])
+    items = []
+    for i in range(3):
+        t = f"classfleet/v1/demo-school-1/pc-{i}"
+        items += [Accepted(decode(f"{t}/status", status("online", 1)), now),
+                  Accepted(decode(f"{t}/heartbeat", heartbeat(1, 1)), now)]
+    BatchWriter(engine).write(items, [])
+    with Session(engine) as session:
+        ids = dict(session.query(Device.uid, Device.id).all())
+    record_polls(engine, [
+        PollResult(ids["sw-core"], now, True, faults=(FaultCheck("switch.rebooted", True),), components=(
+            ComponentStatus("port", 1, "up", "Gi1/0/1", {"uplink": "configured"}),
+            ComponentStatus("port", 2, "down", "Gi1/0/2"))),
+        PollResult(ids["cam-1"], now, False, faults=(FaultCheck("camera.unreachable", True),)),
+    ])
+
+
+def _expressions() -> list[tuple[str, str, bool]]:
+    """(where, PromQL, must return data) for every dashboard target and alert rule."""
+    out = []
+    for path in sorted(DASHBOARDS.glob("*.json")):
+        for panel in json.loads(path.read_text())["panels"]:
+            for target in panel["targets"]:
+                out.append((f"{path.name}: {panel['title']}", target["expr"], True))
+    for group in yaml.safe_load((DASHBOARDS / "alerts.yml").read_text())["groups"]:
+        for rule in group["rules"]:
+            out.append((f"alerts.yml: {rule['alert']}", rule["expr"], False))
+    return out
+
+
+def _substitute(expr: str) -> str:
+    """Grafana's variables as a user with one school selected would send them."""
+    expr = expr.replace("$__rate_interval", "1m").replace("${datasource}", "")
+    return re.sub(r"\$(school|room_kind)", lambda m: "demo-school-1" if m.group(1) == "school" else ".*", expr)
+
+
+def test_promtool_accepts_the_exposition_and_the_rules(sqlite_url, tmp_path):
+    engine = db.make_engine(sqlite_url)
+    _seed(engine)
+    registry, _ = build_registry(engine, 180)
+    with serve_app(create_app(Settings(data_dir=tmp_path, metrics_token="s3cret"), engine, registry)) as url:
+        text = httpx.get(f"{url}/metrics", headers={"Authorization": "Bearer s3cret"}).text
+    checked = subprocess.run([_binary("promtool"), "check", "metrics"], input=text, capture_output=True, text=True,
+                             timeout=60)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    rules = subprocess.run([_binary("promtool"), "check", "rules", str(DASHBOARDS / "alerts.yml")],
+                           capture_output=True, text=True, timeout=60)
+    assert rules.returncode == 0, rules.stdout + rules.stderr
+    engine.dispose()
+
+
+def test_every_dashboard_query_returns_data_in_a_real_prometheus(sqlite_url, tmp_path):
+    engine = db.make_engine(sqlite_url)
+    _seed(engine)
+    registry, _ = build_registry(engine, 180)
+    with serve_app(create_app(Settings(data_dir=tmp_path, metrics_token="s3cret"), engine, registry)) as url:
+        token_file = tmp_path / "token"
+        token_file.write_text("s3cret")
+        port = free_port()
+        config = tmp_path / "prometheus.yml"
+        config.write_text(yaml.safe_dump({
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "rule_files": [str(DASHBOARDS / "alerts.yml")],
+            "scrape_configs": [{"job_name": "classfleet", "metrics_path": "/metrics",
+                                "authorization": {"credentials_file": str(token_file)},
+                                "static_configs": [{"targets": [url.removeprefix("http://")]}]}],
+        }))
+        proc = subprocess.Popen([_binary("prometheus"), f"--config.file={config}",
+                                 f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        api = f"http://127.0.0.1:{port}/api/v1/query"
+
+        def query(expr: str) -> dict:
+            return httpx.get(api, params={"query": expr}, timeout=10).json()
+
+        try:
+            def scraped_twice() -> bool:
+                try:
+                    result = query('count_over_time(up{job="classfleet"}[1m])')["data"]["result"]
+                except (httpx.HTTPError, KeyError, ValueError):
+                    return False
+                return bool(result) and float(result[0]["value"][1]) >= 2
+
+            wait_for(scraped_twice, timeout=60, interval=0.5, what="two scrapes")
+            time.sleep(1.5)  # let rate() windows hold two points of the counters
+            failures = []
+            for where, expr, needs_data in _expressions():
+                answer = query(_substitute(expr))
+                if answer.get("status") != "success":
+                    failures.append(f"{where}: {answer.get('error')} in {expr}")
+                elif needs_data and not answer["data"]["result"]:
+                    failures.append(f"{where}: no data for {_substitute(expr)}")
+            assert not failures, "\n".join(failures)
+        finally:
+            proc.terminate()
+            proc.wait(20)
+    engine.dispose()
