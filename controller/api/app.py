@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from sqlalchemy import Engine, text
 from starlette.middleware.sessions import SessionMiddleware
 
@@ -17,14 +19,37 @@ from .. import __version__
 from ..audit.api import router as audit_router
 from ..audit.console import router as audit_console_router
 from ..config import Settings
+from ..console.forms import router as console_forms_router
 from ..console.login import router as login_router
+from ..console.pages import router as console_pages_router
 from ..console.views import router as console_router
+from ..metrics import render_metrics
 from ..store.db import session_factory
 from .commands import router as commands_router
 from .enrol import router as enrol_router
 from .incidents import router as incidents_router
 from .routes import router
 from .schemas import Health
+
+
+class _RenderCache:
+    """Renders /metrics at most once per ``ttl`` seconds, however often it is scraped: rendering tens of
+    thousands of series holds the GIL, and ingest shares this process."""
+
+    def __init__(self, render: Callable[[], bytes], ttl: float) -> None:
+        self._render = render
+        self._ttl = ttl
+        self._lock = threading.Lock()
+        self._body = b""
+        self._at = float("-inf")
+
+    def get(self) -> bytes:
+        """The latest rendering, made now if it is older than the TTL (one renderer at a time)."""
+        with self._lock:
+            if time.monotonic() - self._at >= self._ttl:
+                self._body = self._render()
+                self._at = time.monotonic()
+            return self._body
 
 
 def session_secret(settings: Settings) -> str:
@@ -76,6 +101,8 @@ def create_app(
     app.include_router(audit_console_router)
     app.include_router(console_router)
     app.include_router(login_router)
+    app.include_router(console_pages_router)
+    app.include_router(console_forms_router)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:
@@ -102,6 +129,8 @@ def create_app(
         body = Health(status="ok" if ok else "unavailable", checks=checks)
         return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
+    cache = _RenderCache(lambda: render_metrics(registry), settings.metrics_cache_s)
+
     @app.get("/metrics", tags=["ops"], response_class=Response)
     def metrics(request: Request) -> Response:
         """Prometheus exposition; needs ``Authorization: Bearer <token>`` when a token is configured."""
@@ -112,6 +141,6 @@ def create_app(
             if not hmac.compare_digest(given.encode(), expected.encode()):
                 return Response("metrics token required\n", status_code=401,
                                 headers={"WWW-Authenticate": "Bearer"})
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(cache.get(), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -6,9 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from prometheus_client import generate_latest
-
-from controller.metrics import build_registry
+from controller.metrics import build_registry, render_metrics
 from controller.store import db
 
 DASHBOARDS = sorted((Path(__file__).resolve().parents[2] / "dashboards").glob("*.json"))
@@ -17,7 +15,7 @@ SUFFIXES = ("_total", "_bucket", "_sum", "_count", "_created")
 
 def _exported_names(sqlite_url: str) -> set[str]:
     registry, _ = build_registry(db.make_engine(sqlite_url), 180)
-    text = generate_latest(registry).decode()
+    text = render_metrics(registry).decode()
     names = set()
     for line in text.splitlines():
         if line.startswith(("# HELP", "# TYPE")):
