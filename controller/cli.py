@@ -290,6 +290,32 @@ def device_revoke(school: str, device: str) -> None:
     console.print(f"revoked {school}/{device}")
 
 
+broker_app = typer.Typer(help="The production broker's access control.", no_args_is_help=True)
+app.add_typer(broker_app, name="broker")
+
+
+@broker_app.command("acl")
+def broker_acl(
+    out_dir: Annotated[Path, typer.Option(help="where to write classfleet.passwd and classfleet.acl")],
+    controller_user: Annotated[str, typer.Option(help="the controller's MQTT user")] = "classfleet-controller",
+    reload_pid_file: Annotated[Path | None, typer.Option(help="mosquitto's pid file: SIGHUP it after writing")] = None,
+) -> None:
+    """Write Mosquitto's password and ACL files from the enrolled devices (the controller's password is
+    CLASSFLEET_MQTT_PASSWORD)."""
+    from sqlalchemy.orm import Session
+
+    from .broker_acl import write
+    from .store import db
+
+    settings = _settings()
+    if settings.mqtt_password is None:
+        console.print("[red]set CLASSFLEET_MQTT_PASSWORD: the controller's own MQTT password[/red]")
+        raise typer.Exit(2)
+    with Session(db.make_engine(settings.effective_database_url)) as session:
+        files = write(session, out_dir, controller_user, settings.mqtt_password.get_secret_value(), reload_pid_file)
+    console.print(f"wrote {files.password_file} and {files.acl_file} ({files.devices} devices)")
+
+
 @app.command()
 def version() -> None:
     """Print the classfleet version."""
