@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from ..commands import ACTIONS, CommandError, Target, create_commands
 from ..store.models import COMMAND_STATES, Command, Device, Room, School
-from .deps import NowDep, PrincipalDep, SessionDep, check_write
+from .deps import MAX_ID, IdQuery, NowDep, Offset, PrincipalDep, SessionDep, check_write
 from .schemas import ListPublic
 
 router = APIRouter(prefix="/api/v1", tags=["commands"])
@@ -23,8 +23,8 @@ router = APIRouter(prefix="/api/v1", tags=["commands"])
 class CommandCreate(BaseModel):
     """A command for one device, every device of a room, or of a school (optionally one kind)."""
 
-    device_id: int | None = None
-    room_id: int | None = None
+    device_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    room_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     school: str | None = Field(default=None, pattern=r"^[a-z0-9_-]{1,64}$")
     kind: str | None = Field(default=None, max_length=32)
     action: str = Field(description=f"one of {', '.join(ACTIONS)}")
@@ -84,10 +84,10 @@ def create_command(body: CommandCreate, request: Request, now: NowDep, principal
 
 
 @router.get("/commands", response_model=ListPublic[CommandPublic])
-def read_commands(session: SessionDep, principal: PrincipalDep, device_id: int | None = None,
+def read_commands(session: SessionDep, principal: PrincipalDep, device_id: IdQuery = None,
                   state: str | None = None,
                   limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                  offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+                  offset: Offset = 0) -> dict[str, Any]:
     """The command ledger, newest first, optionally of one device or in one state."""
     if state is not None and state not in COMMAND_STATES:
         raise HTTPException(422, detail=f"state must be one of: {', '.join(COMMAND_STATES)}")

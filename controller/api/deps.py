@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Path, Query, Request
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..auth import ANONYMOUS_ADMIN, Principal, principal_for, principal_from_token
@@ -33,6 +33,10 @@ def get_now(request: Request) -> dt.datetime:
     return now
 
 
+MAX_ID = 2**31 - 1  # integer primary keys; a bigger number is a client error, not a database error
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 NowDep = Annotated[dt.datetime, Depends(get_now)]

@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 from classfleet_wire import lookup
 
 from .. import incidents as workflow
-from ..store.models import INCIDENT_STATES, Incident, IncidentComment, NotificationRoute
-from .deps import PrincipalDep, SessionDep, check_read, check_write
+from ..store.models import INCIDENT_STATES, Incident, IncidentComment, NotificationRoute, School
+from .deps import IdPath, IdQuery, Offset, PrincipalDep, SessionDep, check_read, check_write
 from .schemas import ListPublic
 
 router = APIRouter(prefix="/api/v1", tags=["incidents"])
@@ -95,10 +95,10 @@ def _full(incident: Incident, lang: str, comments: list[IncidentComment] | None 
 
 @router.get("/incidents", response_model=ListPublic[IncidentFull])
 def read_incidents(session: SessionDep, principal: PrincipalDep, school: str | None = None, state: str | None = None,
-                   code: str | None = None, device_id: int | None = None,
+                   code: str | None = None, device_id: IdQuery = None,
                    lang: Annotated[str, Query(pattern="^(vi|en)$")] = "vi",
                    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                   offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+                   offset: Offset = 0) -> dict[str, Any]:
     """Incidents, newest first; ``state=active`` means open or acknowledged."""
     query = (select(Incident).where(principal.scope(Incident.school_id))
              .order_by(Incident.last_seen.desc(), Incident.id.desc()))
@@ -117,7 +117,7 @@ def read_incidents(session: SessionDep, principal: PrincipalDep, school: str | N
 
 
 @router.get("/incidents/{incident_id}", response_model=IncidentFull, responses={404: {}})
-def read_incident(incident_id: int, session: SessionDep, principal: PrincipalDep,
+def read_incident(incident_id: IdPath, session: SessionDep, principal: PrincipalDep,
                   lang: Annotated[str, Query(pattern="^(vi|en)$")] = "vi") -> IncidentFull:
     """One incident with its comments."""
     incident = session.get(Incident, incident_id)
@@ -144,27 +144,27 @@ def _change(request: Request, principal: Any, incident_id: int | None, fn: Any, 
 
 
 @router.post("/incidents/{incident_id}/acknowledge", response_model=IncidentFull)
-def acknowledge_incident(incident_id: int, body: AcknowledgeBody, request: Request, principal: PrincipalDep) -> Any:
+def acknowledge_incident(incident_id: IdPath, body: AcknowledgeBody, request: Request, principal: PrincipalDep) -> Any:
     """Seen (and maybe taken) by a technician."""
     return _full(_change(request, principal, incident_id, workflow.acknowledge, incident_id, principal.name,
                          body.assignee), "vi")
 
 
 @router.post("/incidents/{incident_id}/resolve", response_model=IncidentFull)
-def resolve_incident(incident_id: int, request: Request, principal: PrincipalDep) -> Any:
+def resolve_incident(incident_id: IdPath, request: Request, principal: PrincipalDep) -> Any:
     """Closed by hand."""
     return _full(_change(request, principal, incident_id, workflow.resolve, incident_id, principal.name), "vi")
 
 
 @router.post("/incidents/{incident_id}/assign", response_model=IncidentFull)
-def assign_incident(incident_id: int, body: AcknowledgeBody, request: Request, principal: PrincipalDep) -> Any:
+def assign_incident(incident_id: IdPath, body: AcknowledgeBody, request: Request, principal: PrincipalDep) -> Any:
     """Give it to someone (or nobody)."""
     return _full(_change(request, principal, incident_id, workflow.assign, incident_id, principal.name,
                          body.assignee), "vi")
 
 
 @router.post("/incidents/{incident_id}/comments", response_model=CommentPublic, status_code=201)
-def comment_incident(incident_id: int, body: CommentBody, request: Request, principal: PrincipalDep) -> Any:
+def comment_incident(incident_id: IdPath, body: CommentBody, request: Request, principal: PrincipalDep) -> Any:
     """Add a note."""
     return _change(request, principal, incident_id, workflow.comment, incident_id, principal.name, body.text)
 
@@ -185,11 +185,12 @@ def create_route(body: RouteBody, request: Request, principal: PrincipalDep) -> 
     """Add a notification route (admins; a route for every school needs a department-wide admin)."""
     if body.school is None and not principal.everywhere:
         raise HTTPException(403, detail="only a department-wide admin may route every school")
-    if body.school is not None:
-        check_write(principal, body.school, f"school {body.school}")
     if principal.role != "admin":
         raise HTTPException(403, detail="only admins manage notification routes")
     with request.app.state.sessions.begin() as session:
+        if body.school is not None:
+            known = session.get(School, body.school)
+            check_write(principal, known.id if known else None, f"school {body.school}")
         route = NotificationRoute(school_id=body.school, channel=body.channel, target=body.target,
                                   min_severity=body.min_severity, lang=body.lang, enabled=True)
         session.add(route)

@@ -10,7 +10,7 @@ from classfleet_wire import lookup
 
 from ..store import queries
 from ..store.models import DEVICE_KINDS, HEALTH_STATES, ROOM_KINDS, Device, DeviceInventory
-from .deps import NowDep, PrincipalDep, SessionDep, SettingsDep, check_read
+from .deps import IdPath, IdQuery, NowDep, Offset, PrincipalDep, SessionDep, SettingsDep, check_read
 from .schemas import (
     DeviceDetail,
     DevicePublic,
@@ -26,7 +26,6 @@ from .schemas import (
 router = APIRouter(prefix="/api/v1")
 
 Limit = Annotated[int, Query(ge=1, le=1000, description="page size")]
-Offset = Annotated[int, Query(ge=0)]
 
 
 def _check_choice(name: str, value: str | None, allowed: tuple[str, ...]) -> None:
@@ -77,7 +76,7 @@ def read_devices(
     principal: PrincipalDep,
     school: str | None = None,
     district: str | None = None,
-    room: int | None = None,
+    room: IdQuery = None,
     kind: str | None = None,
     health: str | None = None,
     unassigned: bool | None = None,
@@ -98,7 +97,7 @@ def read_devices(
 
 @router.get("/devices/{device_id}", response_model=DeviceDetail, tags=["devices"],
             responses={404: {"description": "no such device"}})
-def read_device(device_id: int, session: SessionDep, settings: SettingsDep, now: NowDep, principal: PrincipalDep,
+def read_device(device_id: IdPath, session: SessionDep, settings: SettingsDep, now: NowDep, principal: PrincipalDep,
                 lang: Annotated[str, Query(pattern="^(vi|en)$")] = "vi") -> dict[str, Any]:
     """One device with its latest state and open incidents (texts in ``lang``)."""
     row = queries.get_device(session, now, settings.offline_after_s, device_id)
@@ -115,7 +114,7 @@ def read_device(device_id: int, session: SessionDep, settings: SettingsDep, now:
 
 @router.get("/devices/{device_id}/inventory", response_model=InventoryPublic, tags=["devices"],
             responses={404: {"description": "no such device, or no inventory reported yet"}})
-def read_device_inventory(device_id: int, session: SessionDep, principal: PrincipalDep) -> Any:
+def read_device_inventory(device_id: IdPath, session: SessionDep, principal: PrincipalDep) -> Any:
     """The latest hardware and software inventory the device reported."""
     device = session.get(Device, device_id)
     check_read(principal, device.school_id if device else None, f"device {device_id}")
