@@ -28,6 +28,6 @@ def test_no_server_errors_anywhere(sqlite_url, tmp_path):
         result = subprocess.run(
             [str(st), "run", f"{base}/openapi.json", "-H", f"Authorization: {auth['Authorization']}",
              "--checks", "not_a_server_error", "--max-examples", "25", "--seed", "20261129", "--no-color"],
-            capture_output=True, text=True, timeout=550)
+            capture_output=True, text=True, timeout=550, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     engine.dispose()
