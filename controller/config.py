@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     database_url: str | None = Field(default=None, description="default: SQLite file in data_dir")
     mqtt_url: str | None = Field(default=None, description="mqtt://user@host:port; none: private Mosquitto")
     mqtt_password: SecretStr | None = None
+    mqtt_ca_file: Path | None = Field(default=None, description="CA certificate for mqtts:// (a private CA)")
     public_mqtt_url: str | None = Field(default=None, description="broker URL handed to enrolling agents")
     mqtt_client_id: str = Field(default_factory=lambda: f"classfleet-controller-{socket.gethostname()}"[:64])
     mqtt_shared_subscription: bool = False

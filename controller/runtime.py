@@ -59,7 +59,8 @@ class Controller:
         else:
             host, port, user, tls = s.mqtt_parts
             password = s.mqtt_password.get_secret_value() if s.mqtt_password else None
-            self.broker_address = BrokerAddress(host, port, user, password, tls)
+            self.broker_address = BrokerAddress(host, port, user, password, tls,
+                                                str(s.mqtt_ca_file) if s.mqtt_ca_file else None)
         self.registry, metrics = build_registry(self.engine, s.offline_after_s)
         self.ingest = IngestService(
             self.broker_address, BatchWriter(self.engine, fault_policy(s)), metrics, client_id=s.mqtt_client_id,

@@ -52,6 +52,7 @@ class BrokerAddress:
     username: str | None = None
     password: str | None = None
     tls: bool = False
+    ca_file: str | None = None  # None: the system's trusted CAs
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +101,7 @@ class IngestService:
         if broker.username:
             self._client.username_pw_set(broker.username, broker.password)
         if broker.tls:
-            self._client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+            self._client.tls_set(ca_certs=broker.ca_file, cert_reqs=ssl.CERT_REQUIRED)
         self._client.max_inflight_messages_set(max(20, batch_max))
         self._client.reconnect_delay_set(min_delay=1, max_delay=30)
         self._client.on_connect = self._on_connect
