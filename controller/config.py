@@ -56,6 +56,8 @@ class Settings(BaseSettings):
                                          "once and kept in the data directory")
     metrics_cache_s: float = Field(default=15.0, ge=0, description="serve one /metrics rendering for this long "
                                    "(Prometheus scrapes every 15-60 s; 0: render every scrape)")
+    metrics_public: bool = Field(default=False, description="serve /metrics without a token even with auth on "
+                                 "(only on an internal address)")
     metrics_token: SecretStr | None = Field(default=None, description="bearer token required on /metrics")
     snmp_interval_s: float = Field(default=60.0, ge=0, description="switch polls every N s (0: SNMP poller off)")
     snmp_workers: int = Field(default=0, ge=0, le=64, description="0: poll in a thread; N: in N worker processes")

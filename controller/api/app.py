@@ -135,6 +135,10 @@ def create_app(
     def metrics(request: Request) -> Response:
         """Prometheus exposition; needs ``Authorization: Bearer <token>`` when a token is configured."""
         token = settings.metrics_token
+        if token is None and settings.auth and not settings.metrics_public:
+            # /metrics names every device: with authentication on it is never served to anyone.
+            return Response("set CLASSFLEET_METRICS_TOKEN (or CLASSFLEET_METRICS_PUBLIC=true on an internal "
+                            "address)\n", status_code=401, headers={"WWW-Authenticate": "Bearer"})
         if token is not None:
             given = request.headers.get("authorization", "")
             expected = f"Bearer {token.get_secret_value()}"

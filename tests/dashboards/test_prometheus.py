@@ -148,3 +148,17 @@ def test_every_dashboard_query_returns_data_in_a_real_prometheus(sqlite_url, tmp
             proc.terminate()
             proc.wait(20)
     engine.dispose()
+
+
+def test_the_deploy_prometheus_config_is_valid_and_uses_the_token(tmp_path):
+    text = (DASHBOARDS.parent / "deploy/prometheus/prometheus.yml").read_text()
+    config = yaml.safe_load(text)
+    assert config["scrape_configs"][0]["authorization"]["credentials_file"]
+    (tmp_path / "token").write_text("t")
+    shutil.copy(DASHBOARDS / "alerts.yml", tmp_path / "alerts.yml")
+    local = text.replace("/etc/prometheus/classfleet-alerts.yml", str(tmp_path / "alerts.yml")) \
+                .replace("/etc/prometheus/classfleet.token", str(tmp_path / "token"))
+    (tmp_path / "prometheus.yml").write_text(local)
+    checked = subprocess.run([_binary("promtool"), "check", "config", str(tmp_path / "prometheus.yml")],
+                             capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
