@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from classfleet_wire import Command as WireCommand
 from classfleet_wire import MessageKind, build_topic
 from classfleet_wire.models import CommandAction
 
+from .periodic import PeriodicTask
 from .store.models import AuditLog, Command, Device, DeviceState, Room
 
 log = logging.getLogger(__name__)
@@ -95,41 +95,21 @@ def _describe(target: Target, session: Session) -> str:
     return f"school:{target.school_id}" + (f"/{target.kind}" if target.kind else "")
 
 
-class CommandDispatcher:
+class CommandDispatcher(PeriodicTask):
     """Every second: expire what is overdue, send what is due to devices that are online."""
+
+    name = "command dispatcher"
 
     def __init__(self, engine: Engine, publish: Callable[[str, bytes], bool], *, interval_s: float = 1.0,
                  clock: Callable[[], dt.datetime] | None = None) -> None:
+        super().__init__(interval_s)
         self._engine = engine
         self._publish = publish
-        self._interval_s = interval_s
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        """Run on its own thread."""
-        self._thread = threading.Thread(target=self._run, name="command-dispatcher", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop after the current round."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
-
-    def _run(self) -> None:
-        failing = False
-        while not self._stop.wait(self._interval_s):
-            try:
-                self.dispatch_once()
-                if failing:
-                    log.info("command dispatch recovered")
-                failing = False
-            except Exception:  # the store is away: try again next round
-                if not failing:
-                    log.exception("command dispatch failed; retrying")
-                failing = True
+    def run_once(self) -> int:
+        """One round (see ``dispatch_once``)."""
+        return self.dispatch_once()
 
     def dispatch_once(self) -> int:
         """One round; returns how many commands were sent."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -22,6 +21,7 @@ from sqlalchemy import Connection, Engine, and_, func, or_, select, update
 
 from classfleet_wire import Event, lookup
 
+from .periodic import PeriodicTask
 from .store.health import UPSTREAM_CODES
 from .store.models import Device, DeviceState, Incident
 
@@ -118,37 +118,19 @@ def schools_with_uplink_down(conn: Connection) -> set[str]:
     ))
 
 
-class FaultSweeper:
+class FaultSweeper(PeriodicTask):
     """Periodically raises and resolves the incidents no message announces (offline, clock skew)."""
 
+    name = "fault sweeper"
+
     def __init__(self, engine: Engine, policy: FaultPolicy, interval_s: float = 15.0) -> None:
+        super().__init__(interval_s)
         self._engine = engine
         self.policy = policy
-        self._interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        """Sweep on its own thread."""
-        self._thread = threading.Thread(target=self._run, name="fault-sweeper", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop after the current sweep."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
-
-    def _run(self) -> None:
-        failing = False
-        while not self._stop.wait(self._interval_s):
-            try:
-                self.sweep_once(dt.datetime.now(dt.UTC))
-                failing = False
-            except Exception:  # the store is away: next round
-                if not failing:
-                    log.exception("fault sweep failed; retrying")
-                failing = True
+    def run_once(self) -> None:
+        """One pass at the current time."""
+        self.sweep_once(dt.datetime.now(dt.UTC))
 
     def sweep_once(self, now: dt.datetime) -> None:
         """One pass: agent.offline after the grace period, time.skew, and settled flapping clears."""

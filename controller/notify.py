@@ -13,7 +13,6 @@ import datetime as dt
 import logging
 import smtplib
 import ssl
-import threading
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from classfleet_wire import lookup
 from classfleet_wire.faults import SEVERITY_ORDER
 
 from .incidents import schools_in_maintenance
+from .periodic import PeriodicTask
 from .store.models import Device, Incident, NotificationRoute, School
 
 log = logging.getLogger(__name__)
@@ -119,38 +119,20 @@ class WebhookChannel:
         self.client.post(target, json=batch.as_json()).raise_for_status()
 
 
-class Notifier:
+class Notifier(PeriodicTask):
     """Sends new incidents on their routes, batched per school, with retries and backoff."""
+
+    name = "notifier"
 
     def __init__(self, engine: Engine, channels: dict[str, Channel], *, batch_delay_s: float = 30.0,
                  interval_s: float = 10.0, clock: Callable[[], dt.datetime] | None = None) -> None:
+        super().__init__(interval_s)
         self._engine = engine
         self._channels = channels
         self._batch_delay = dt.timedelta(seconds=batch_delay_s)
-        self._interval_s = interval_s
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self._retry_at: dict[int, dt.datetime] = {}  # route id -> not before
         self._failures: dict[int, int] = defaultdict(int)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        """Run on its own thread (SMTP and HTTP block)."""
-        self._thread = threading.Thread(target=self._run, name="notifier", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop after the current round."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(20)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval_s):
-            try:
-                self.run_once()
-            except Exception:  # the store is away: next round
-                log.exception("notification round failed")
 
     def run_once(self) -> int:
         """One round; returns how many incidents were marked notified."""

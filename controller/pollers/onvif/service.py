@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, select
 
+from controller.pollers.loop import PollerLoop
 from controller.store.models import Device
 from controller.store.polls import FaultCheck, PollResult, record_polls
 
@@ -71,14 +72,16 @@ def targets_from_store(engine: Engine, environ: Mapping[str, str]) -> tuple[list
     return targets, problems
 
 
-class OnvifPoller:
+class OnvifPoller(PollerLoop):
     """Checks the store's ONVIF devices every ``interval_s`` in its own thread; ``start()``/``stop()``."""
+
+    name = "ONVIF"
 
     def __init__(self, engine: Engine, interval_s: float = 60.0, settings: CheckSettings | None = None,
                  environ: Mapping[str, str] | None = None, clock: Callable[[], dt.datetime] = utcnow,
                  max_backoff_s: float = 900.0, events: bool = False, event_pull_s: float = 10.0) -> None:
+        super().__init__(interval_s)
         self.engine = engine
-        self.interval_s = interval_s
         self.settings = settings or CheckSettings()
         self.environ = environ if environ is not None else os.environ
         self.clock = clock
@@ -88,97 +91,14 @@ class OnvifPoller:
         self._watchers: dict[int, tuple[CameraTarget, asyncio.Task[None]]] = {}
         self._tamper: dict[int, dict[str, bool]] = {}
         self._background: set[asyncio.Future[None]] = set()
-        self.rounds = 0
-        self.last_round_s: float | None = None
         self._health: dict[int, _Health] = {}
         self._problems_logged: set[str] = set()
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._wake: asyncio.Event | None = None
-        self._round_task: asyncio.Future[int] | None = None
-        self._stopping = threading.Event()
-        self._round_done = threading.Condition()
-
-    # -- lifecycle -------------------------------------------------------------------------------
-
-    def start(self) -> None:
-        """Start the poller thread; the first round begins at once."""
-        if self._thread is not None:
-            return
-        self._stopping.clear()
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._thread_main, args=(ready,), name="classfleet-onvif-poller",
-                                        daemon=True)
-        self._thread.start()
-        ready.wait(10)
-
-    def stop(self, timeout: float = 15.0) -> None:
-        """Stop after the check in flight is abandoned; waits at most ``timeout`` seconds."""
-        self._stopping.set()
-        loop, wake, round_task = self._loop, self._wake, self._round_task
-        if loop is not None and wake is not None:
-            loop.call_soon_threadsafe(wake.set)
-            if round_task is not None:
-                loop.call_soon_threadsafe(round_task.cancel)
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                log.warning("ONVIF poller did not stop within %.0f s", timeout)
-        self._thread = None
-
-    def poll_now(self) -> None:
-        """Start the next round without waiting for the interval (e.g. after devices were added)."""
-        loop, wake = self._loop, self._wake
-        if loop is not None and wake is not None:
-            loop.call_soon_threadsafe(wake.set)
-
-    def wait_rounds(self, count: int, timeout: float = 60.0) -> bool:
-        """Block until ``count`` rounds completed since start (tests and the demo's first print)."""
-        deadline = time.monotonic() + timeout
-        with self._round_done:
-            while self.rounds < count:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._round_done.wait(left)
-        return True
-
-    def _thread_main(self, ready: threading.Event) -> None:
-        """The poller thread: its own event loop, so nothing here can block the controller's."""
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        try:
-            loop.run_until_complete(self._main(ready))
-        finally:
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-            self._loop = None
 
     async def _main(self, ready: threading.Event) -> None:
-        """Rounds every ``interval_s`` (sooner on ``poll_now``) until ``stop``; watchers are torn down last."""
-        self._wake = asyncio.Event()
-        ready.set()
+        """Rounds with one checker (and its shared HTTP pool) until ``stop``; watchers are torn down last."""
+        self._ready(ready)
         async with OnvifChecker(self.settings, self.clock) as checker:
-            while not self._stopping.is_set():
-                started = time.monotonic()
-                self._round_task = asyncio.ensure_future(self.run_round(checker))
-                try:
-                    await self._round_task
-                except asyncio.CancelledError:
-                    log.info("ONVIF poll round abandoned: stopping")
-                except Exception:  # the database may be away for a moment; the next round retries
-                    log.exception("ONVIF poll round failed")
-                self._round_task = None
-                self.last_round_s = time.monotonic() - started
-                with self._round_done:
-                    self.rounds += 1
-                    self._round_done.notify_all()
-                self._wake.clear()
-                if self._stopping.is_set():
-                    break
-                wait = max(0.0, self.interval_s - self.last_round_s)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), wait)
+            await self._rounds(lambda: self.run_round(checker))
             await self._stop_watchers(list(self._watchers))
 
     # -- one round -------------------------------------------------------------------------------
