@@ -49,7 +49,9 @@ def insert_history(conn: Connection, rows: list[tuple[Any, ...]]) -> set[tuple[i
         return set()
     if conn.dialect.name == "postgresql":
         columns = list(zip(*rows, strict=True))
-        result = conn.exec_driver_sql(_pg_history_sql(), tuple(list(c) for c in columns))
+        # The JSON documents travel as one JSON array: as a text[] each would be escaped element by element.
+        params = [list(c) for c in columns[:-1]] + ["[" + ",".join(columns[-1]) + "]"]
+        result = conn.exec_driver_sql(_pg_history_sql(), tuple(params))
         return {(r[0], r[1], r[2]) for r in result}
     keys: set[tuple[int, int, int]] = set()
     for start in range(0, len(rows), 500):
@@ -62,8 +64,12 @@ def insert_history(conn: Connection, rows: list[tuple[Any, ...]]) -> set[tuple[i
 
 @lru_cache(maxsize=1)
 def _pg_history_sql() -> str:
-    arrays = ", ".join(f"%s::{t}[]" for t in _HISTORY_PG_TYPES)
-    return (f"INSERT INTO observations ({', '.join(HISTORY_COLUMNS)}) SELECT * FROM unnest({arrays}) "
+    arrays = ", ".join(f"%s::{t}[]" for t in _HISTORY_PG_TYPES[:-1])
+    names = ", ".join(HISTORY_COLUMNS[:-1])
+    return (f"INSERT INTO observations ({', '.join(HISTORY_COLUMNS)}) "
+            f"SELECT {', '.join('u.' + c for c in HISTORY_COLUMNS[:-1])}, j.data "
+            f"FROM unnest({arrays}) WITH ORDINALITY AS u({names}, n) "
+            "JOIN jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS j(data, n) ON j.n = u.n "
             "ON CONFLICT (device_id, session, seq) DO NOTHING RETURNING device_id, session, seq")
 
 
