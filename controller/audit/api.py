@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response
 
 from ..api.deps import NowDep, PrincipalDep, SessionDep, SettingsDep
+from .availability import AvailabilityReport, build_availability
 from .export import render
 from .report import AuditReport, build_report
 
@@ -43,3 +45,15 @@ def export_audit(session: SessionDep, settings: SettingsDep, now: NowDep, princi
     name = f"classfleet-audit-{now:%Y%m%d}.{format}"
     return Response(render(report, format, lang), media_type=MEDIA[format],
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@router.get("/reports/availability", response_model=AvailabilityReport)
+def read_availability(session: SessionDep, settings: SettingsDep, principal: PrincipalDep,
+                      start: Annotated[dt.datetime, Query(description="period start, with a time zone")],
+                      end: Annotated[dt.datetime, Query(description="period end, with a time zone")],
+                      school: SchoolQ = None) -> AvailabilityReport:
+    """Share of school hours each room kind's devices were working, incidents per device, MTTR."""
+    if start.tzinfo is None or end.tzinfo is None or end <= start or end - start > dt.timedelta(days=400):
+        raise HTTPException(422, detail="give start < end, with time zones, at most 400 days apart")
+    return build_availability(session, start, end, settings.offline_after_s, school=school,
+                              visible=principal.schools)

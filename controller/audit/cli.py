@@ -131,3 +131,32 @@ def report_audit_cmd(
               f"{tr(lang, 'registered')} {t.registered}, {tr(lang, 'seen', days=days)} {t.seen}, "
               f"{tr(lang, 'missing_count')} {t.missing}, {tr(lang, 'unplanned_count')} {t.unplanned}",
               markup=False, highlight=False)
+
+
+@report_app.command("availability")
+def report_availability_cmd(
+    start: Annotated[str, typer.Option("--from", help="start, e.g. 2026-11-23 or 2026-11-23T07:00+07:00")],
+    end: Annotated[str, typer.Option("--to", help="end (exclusive)")],
+    output: Annotated[Path | None, typer.Option(help="write JSON here (default: print a table)")] = None,
+    school: Annotated[str | None, typer.Option(help="only this school")] = None,
+) -> None:
+    """Share of school hours devices were working, per school and room kind; incidents per device; MTTR."""
+    from ..config import load_settings
+    from ..store import db
+    from .availability import build_availability
+
+    def when(text: str) -> dt.datetime:
+        value = dt.datetime.fromisoformat(text)
+        return value if value.tzinfo else value.replace(tzinfo=dt.timezone(dt.timedelta(hours=7)))
+
+    engine = db.make_engine(_url())
+    with Session(engine) as session:
+        report = build_availability(session, when(start), when(end), load_settings().offline_after_s, school=school)
+    engine.dispose()
+    if output is not None:
+        output.write_text(report.model_dump_json(indent=2))
+        return
+    for row in report.rows:
+        mttr = f"{row.mttr_hours:.1f} h" if row.mttr_hours is not None else "-"
+        typer.echo(f"{row.school:<24} {row.room_kind:<16} {row.devices:>5} devices  {row.availability:7.2%}  "
+                   f"{row.incidents_per_device:.2f} incidents/device  MTTR {mttr}")

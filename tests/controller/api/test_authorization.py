@@ -80,6 +80,9 @@ def _cases(b: dict[str, Any]) -> dict[tuple[str, str], tuple[str, dict[str, Any]
             "school": "b", "channel": "webhook", "target": "http://127.0.0.1:9/x"}),
         ("GET", "/api/v1/audit"): ("/api/v1/audit?school=b", None),
         ("GET", "/api/v1/audit/export"): ("/api/v1/audit/export?school=b&format=csv", None),
+        ("GET", "/api/v1/reports/availability"): (
+            "/api/v1/reports/availability?school=b&start=2026-11-23T00:00:00%2B07:00&end=2026-11-30T00:00:00%2B07:00",
+            None),
         ("GET", "/healthz"): ("/healthz", None),
         ("GET", "/readyz"): ("/readyz", None),
         ("GET", "/metrics"): ("/metrics", None),
