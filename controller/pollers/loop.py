@@ -8,18 +8,41 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine
+
+from ..store.polls import PollResult, record_polls
 
 log = logging.getLogger(__name__)
+
+FLUSH_EVERY = 200  # poll results per record_polls transaction
+FLUSH_AFTER_S = 1.0  # or sooner, so a slow round still lands early results
+
+
+@dataclass
+class Health:
+    """What the poller remembers per device between rounds: for backoff and log-once/recover-once."""
+
+    failing: str | None = None
+    failures: int = 0
+    next_due: float = 0.0
 
 
 class PollerLoop:
     """Subclasses implement ``_main(ready)``: set up their checker, then ``await self._rounds(fn)``."""
 
     name = "poller"
+    what = "device"  # as a technician would say it in a log line
 
-    def __init__(self, interval_s: float) -> None:
+    def __init__(self, interval_s: float, max_backoff_s: float = 900.0) -> None:
         self.interval_s = interval_s
+        self.max_backoff_s = max_backoff_s
+        self._health: dict[int, Health] = {}
+        self._problems_logged: set[str] = set()
+        self._log = logging.getLogger(type(self).__module__)  # log lines carry the poller's own name
         self.rounds = 0
         self.last_round_s: float | None = None
         self._thread: threading.Thread | None = None
@@ -51,7 +74,7 @@ class PollerLoop:
         if self._thread is not None:
             self._thread.join(timeout)
             if self._thread.is_alive():
-                log.warning("%s poller did not stop within %.0f s", self.name, timeout)
+                self._log.warning("%s poller did not stop within %.0f s", self.name, timeout)
         self._thread = None
 
     def poll_now(self) -> None:
@@ -98,9 +121,9 @@ class PollerLoop:
             try:
                 await self._round_task
             except asyncio.CancelledError:
-                log.info("%s poll round abandoned: stopping", self.name)
+                self._log.info("%s poll round abandoned: stopping", self.name)
             except Exception:  # the database may be away for a moment; the next round retries
-                log.exception("%s poll round failed", self.name)
+                self._log.exception("%s poll round failed", self.name)
             self._round_task = None
             self.last_round_s = time.monotonic() - started
             with self._round_done:
@@ -112,3 +135,52 @@ class PollerLoop:
             wait = max(0.0, self.interval_s - self.last_round_s)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)
+
+    def _log_problems(self, problems: Iterable[str]) -> None:
+        """Configuration problems (a missing credential variable) are logged once each."""
+        for problem in problems:
+            if problem not in self._problems_logged:
+                self._problems_logged.add(problem)
+                self._log.warning("%s poller: %s", self.name, problem)
+
+    def _due(self, targets: list[Any]) -> list[Any]:
+        """The targets not backing off."""
+        now = time.monotonic()
+        return [t for t in targets if self._health.setdefault(t.device_id or 0, Health()).next_due <= now]
+
+    async def _check_and_record(self, engine: Engine, reports: AsyncIterator[tuple[Any, Any]],
+                                track: Callable[[Any, Any], None]) -> int:
+        """Record each report as it comes in, in batches on a worker thread; returns how many."""
+        batch: list[PollResult] = []
+        recorded = 0
+        last_flush = time.monotonic()
+        async with contextlib.aclosing(reports) as results:  # type: ignore[type-var]
+            async for target, report in results:
+                if self._stopping.is_set():
+                    break
+                assert target.device_id is not None
+                track(target, report)
+                batch.append(report.poll_result(target.device_id))
+                if len(batch) >= FLUSH_EVERY or time.monotonic() - last_flush >= FLUSH_AFTER_S:
+                    recorded += await asyncio.to_thread(record_polls, engine, batch)
+                    batch, last_flush = [], time.monotonic()
+        if batch:
+            recorded += await asyncio.to_thread(record_polls, engine, batch)
+        return recorded
+
+    def _note(self, target: Any, state: str | None, error: str | None, unanswered: bool) -> None:
+        """Log a failure once and its recovery once; back off from a device that does not answer."""
+        health = self._health.setdefault(target.device_id or 0, Health())
+        where = f"{target.host}:{target.port} (device {target.device_id})"
+        if state != health.failing:
+            if state is None:
+                self._log.info("%s %s %s recovered", self.name, self.what, where)
+            else:
+                self._log.warning("%s %s %s: %s (%s)", self.name, self.what, where, state, error or "see incidents")
+            health.failing = state
+        if unanswered:
+            health.failures += 1
+            backoff = min(self.interval_s * 2 ** (health.failures - 1), self.max_backoff_s)
+            health.next_due = time.monotonic() + max(0.0, backoff - self.interval_s)
+        else:
+            health.failures, health.next_due = 0, 0.0
