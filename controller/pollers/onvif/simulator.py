@@ -33,6 +33,8 @@ from typing import Any, Literal
 from aiohttp import web
 from lxml import etree
 
+from controller.pollers.simthread import ThreadedSimulator
+
 Mode = Literal["ok", "slow", "hang", "blackhole"]
 SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
 WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
@@ -560,8 +562,10 @@ def _split_digest(text: str) -> list[str]:
     return [p for p in parts if "=" in p]
 
 
-class CameraSimulator:
+class CameraSimulator(ThreadedSimulator):
     """Many simulated cameras, one loopback port each, served by one aiohttp app on one event loop."""
+
+    thread_name = "ONVIF simulator"
 
     def __init__(self, host: str = "127.0.0.1") -> None:
         if not host.startswith("127."):
@@ -621,49 +625,10 @@ class CameraSimulator:
 
     # -- thread API (tests, demo) ----------------------------------------------------------------
 
-    def start(self) -> CameraSimulator:
-        """Run the simulator's loop in a thread of its own, so blocking test code never stalls it."""
-        ready = threading.Event()
-
-        def run() -> None:
-            self._loop = asyncio.new_event_loop()
-            self._loop.run_until_complete(self.astart())
-            ready.set()
-            self._loop.run_forever()
-            self._loop.run_until_complete(self.astop())
-            self._loop.close()
-
-        self._thread = threading.Thread(target=run, name="onvif-simulator", daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("ONVIF simulator did not start")
-        return self
-
-    def _run(self, coro: Any) -> Any:
-        assert self._loop is not None, "start() first"
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
-
-    def add(self, cam: SimCamera, port: int = 0, listening: bool = True) -> int:
-        """Thread-safe ``aadd``."""
-        return int(self._run(self.aadd(cam, port, listening)))
-
-    def kill(self, port: int) -> None:
-        """Thread-safe ``akill``."""
-        self._run(self.akill(port))
-
-    def revive(self, port: int) -> None:
-        """Thread-safe ``arevive``."""
-        self._run(self.arevive(port))
-
-    def stop(self) -> None:
-        """Stop the loop thread (hanging handlers are released first)."""
-        if self._loop is None or self._thread is None:
-            return
+    def _release(self) -> None:
+        """Hanging handlers are released before the loop stops."""
         if self._stopping is not None:
-            self._loop.call_soon_threadsafe(self._stopping.set)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(15)
-        self._loop = None
+            self._stopping.set()
 
     # -- handlers --------------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..simthread import ThreadedSimulator
 from .protocol import ERST_CATEGORIES, INPUT_KINDS
 
 Mode = Literal["ok", "silent", "mute"]
@@ -134,8 +135,10 @@ def _md5(text: str) -> str:
     return hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest()
 
 
-class ProjectorSimulator:
+class ProjectorSimulator(ThreadedSimulator):
     """Many simulated projectors, one loopback port each, served by one event loop."""
+
+    thread_name = "PJLink simulator"
 
     def __init__(self, host: str = "127.0.0.1", idle_timeout_s: float = IDLE_TIMEOUT_S) -> None:
         if not host.startswith("127."):
@@ -198,50 +201,6 @@ class ProjectorSimulator:
 
     # -- thread API (tests, demo) ----------------------------------------------------------------
 
-    def start(self) -> ProjectorSimulator:
-        """Run the simulator's loop in a thread of its own, so blocking test code never stalls it."""
-        ready = threading.Event()
-
-        def run() -> None:
-            """The simulator thread: its loop until ``stop``, then every connection closed."""
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            loop.run_until_complete(self.astart())
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(self.astop())
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="pjlink-simulator", daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("PJLink simulator did not start")
-        return self
-
-    def _run(self, coro: Any) -> Any:
-        """Run ``coro`` on the simulator's loop from another thread, waiting at most 10 s."""
-        assert self._loop is not None, "start() first"
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
-
-    def add(self, projector: SimProjector, port: int = 0, listening: bool = True) -> int:
-        """Thread-safe ``aadd``."""
-        return int(self._run(self.aadd(projector, port, listening)))
-
-    def kill(self, port: int) -> None:
-        """Thread-safe ``akill``."""
-        self._run(self.akill(port))
-
-    def revive(self, port: int) -> None:
-        """Thread-safe ``arevive``."""
-        self._run(self.arevive(port))
-
-    def stop(self) -> None:
-        """Stop the loop thread (silent connections are released first)."""
-        if self._loop is None or self._thread is None:
-            return
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(15)
-        self._loop = None
 
     # -- one connection --------------------------------------------------------------------------
 
