@@ -45,6 +45,11 @@ class IngestMetrics:
             "classfleet_ingest_dropped", "Messages neither storable nor dead-letterable (should stay 0).",
             registry=registry,
         )
+        self.shed = Counter(
+            "classfleet_ingest_shed", "Messages refused before the store: QoS 0 dropped when the queue is full "
+            "(queue_full), and a device's messages over its rate limit (rate_limited: QoS 0 dropped, QoS 1 "
+            "dead-lettered).", ["reason"], registry=registry,
+        )
         self.commit_failures = Counter(
             "classfleet_ingest_commit_failures", "Batch commits that failed and were retried.", registry=registry
         )
@@ -62,8 +67,10 @@ class IngestMetrics:
         for kind in ("status", "heartbeat", "inventory", "event", "cmd/ack"):
             self.messages.labels(kind)
         for reason in ("invalid_json", "schema", "oversized", "invalid_utf8", "identity_mismatch",
-                       "unknown_school", "bad_topic", "unsupported_version", "store_rejected"):
+                       "unknown_school", "bad_topic", "unsupported_version", "store_rejected", "rate_limited"):
             self.rejected.labels(reason)
+        for reason in ("queue_full", "rate_limited"):
+            self.shed.labels(reason)
 
     def bind_queue_depth(self, fn: Callable[[], int]) -> None:
         """Report the live queue depth at scrape time."""
@@ -79,6 +86,32 @@ class IngestMetrics:
             self.duplicates.inc(outcome.duplicates)
         if outcome.registered:
             self.registered.inc(outcome.registered)
+
+
+class PollMetrics:
+    """The pollers' own health (DESIGN §7 "poll durations"), labelled by poller kind only (bounded):
+    time per round and per device check, rounds, rounds that failed, and checks that got no answer."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.round_seconds = Histogram(
+            "classfleet_poll_duration_seconds", "Time of one poll round over every due device, by poller.",
+            ["poller"], registry=registry, buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+        )
+        self.check_seconds = Histogram(
+            "classfleet_poll_check_duration_seconds", "Time to check one device, by poller.", ["poller"],
+            registry=registry, buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.rounds = Counter("classfleet_poll_rounds", "Poll rounds completed, by poller.", ["poller"],
+                              registry=registry)
+        self.round_errors = Counter("classfleet_poll_round_errors", "Poll rounds that failed (e.g. the store was "
+                                    "away), by poller.", ["poller"], registry=registry)
+        self.check_failures = Counter("classfleet_poll_check_failures", "Device checks that got no answer "
+                                      "(timeout, unreachable), by poller.", ["poller"], registry=registry)
+
+    def declare(self, poller: str) -> None:
+        """Create a poller's series at 0 when it starts, so rates exist before its first round ends."""
+        for metric in (self.round_seconds, self.check_seconds, self.rounds, self.round_errors, self.check_failures):
+            metric.labels(poller)
 
 
 class StoreCollector(Collector):
@@ -225,4 +258,13 @@ def build_registry(engine: Engine, offline_after_s: float) -> tuple[CollectorReg
     registry = CollectorRegistry(auto_describe=False)
     # The store's gauges are rendered by render_metrics' fast path, not through the registry.
     registry.classfleet_store = StoreCollector(engine, offline_after_s)  # type: ignore[attr-defined]
+    registry.classfleet_polls = PollMetrics(registry)  # type: ignore[attr-defined]
     return registry, IngestMetrics(registry)
+
+
+def poll_metrics(registry: CollectorRegistry) -> PollMetrics:
+    """The registry's poller metrics (made by ``build_registry``; a bare registry gets its own)."""
+    metrics: PollMetrics | None = getattr(registry, "classfleet_polls", None)
+    if metrics is None:
+        metrics = registry.classfleet_polls = PollMetrics(registry)  # type: ignore[attr-defined]
+    return metrics

@@ -22,7 +22,7 @@ from .broker import PrivateBroker
 from .config import Settings, fault_policy
 from .faults import FaultSweeper
 from .ingest.service import BrokerAddress, IngestService
-from .metrics import build_registry
+from .metrics import build_registry, poll_metrics
 from .notify import Notifier, notification_channels
 from .store import db
 from .store.queries import purge_history
@@ -91,7 +91,10 @@ class Controller:
         self._retention.start()
 
     def add_poller(self, poller: Any) -> None:
-        """Start a poller now and stop it with the controller."""
+        """Start a poller now and stop it with the controller; pollers that time their rounds report to /metrics."""
+        bind = getattr(poller, "bind_metrics", None)
+        if bind is not None:
+            bind(poll_metrics(self.registry))
         poller.start()
         self.pollers.append(poller)
 

@@ -136,6 +136,18 @@ DASHBOARDS = {
               [("max(classfleet_ingest_lag_seconds)", "lag"), ("max(classfleet_ingest_queue_depth)", "queue")],
               12, 8),
         panel(5, "Store readable", "stat", [("max(classfleet_store_scrape_error)", "error")], 0, 16, 6, 4),
+        panel(6, "Poll round time by poller (p50, p99)", "timeseries",
+              [("histogram_quantile(0.5, sum by (le, poller) (rate(classfleet_poll_duration_seconds_bucket"
+                "[$__rate_interval])))", "{{poller}} p50"),
+               ("histogram_quantile(0.99, sum by (le, poller) (rate(classfleet_poll_duration_seconds_bucket"
+                "[$__rate_interval])))", "{{poller}} p99")], 0, 20, unit="s"),
+        panel(7, "Device check time by poller (p99)", "timeseries",
+              [("histogram_quantile(0.99, sum by (le, poller) (rate(classfleet_poll_check_duration_seconds_bucket"
+                "[$__rate_interval])))", "{{poller}} p99")], 12, 20, unit="s"),
+        panel(8, "Poll rounds and unanswered checks per minute", "timeseries",
+              [("sum by (poller) (rate(classfleet_poll_rounds_total[$__rate_interval])) * 60", "{{poller}} rounds"),
+               ("sum by (poller) (rate(classfleet_poll_check_failures_total[$__rate_interval])) * 60",
+                "{{poller}} unanswered")], 0, 28, 24, 8),
     ]),
 }
 

@@ -10,11 +10,14 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
 from ..store.polls import PollResult, record_polls
+
+if TYPE_CHECKING:
+    from ..metrics import PollMetrics
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,17 @@ class PollerLoop:
         self._round_task: asyncio.Future[int] | None = None
         self._stopping = threading.Event()
         self._round_done = threading.Condition()
+        self.metrics: PollMetrics | None = None
+
+    @property
+    def kind(self) -> str:
+        """The ``poller`` label of this poller's metrics (``onvif``, ``pjlink``): one per poller class."""
+        return self.name.lower()
+
+    def bind_metrics(self, metrics: PollMetrics) -> None:
+        """Report round and check durations, rounds and failures into the controller's registry."""
+        self.metrics = metrics
+        metrics.declare(self.kind)
 
     def start(self) -> None:
         """Start the poller thread; the first round begins at once."""
@@ -118,14 +132,21 @@ class PollerLoop:
         while not self._stopping.is_set():
             started = time.monotonic()
             self._round_task = asyncio.ensure_future(run_round())
+            finished = False
             try:
                 await self._round_task
+                finished = True
             except asyncio.CancelledError:
                 self._log.info("%s poll round abandoned: stopping", self.name)
             except Exception:  # the database may be away for a moment; the next round retries
                 self._log.exception("%s poll round failed", self.name)
+                if self.metrics is not None:
+                    self.metrics.round_errors.labels(self.kind).inc()
             self._round_task = None
             self.last_round_s = time.monotonic() - started
+            if finished and self.metrics is not None:  # an abandoned round's time says nothing
+                self.metrics.round_seconds.labels(self.kind).observe(self.last_round_s)
+                self.metrics.rounds.labels(self.kind).inc()
             with self._round_done:
                 self.rounds += 1
                 self._round_done.notify_all()
@@ -160,6 +181,9 @@ class PollerLoop:
                     break
                 assert target.device_id is not None
                 track(target, report)
+                elapsed = getattr(report, "elapsed_s", None)
+                if self.metrics is not None and elapsed:
+                    self.metrics.check_seconds.labels(self.kind).observe(elapsed)
                 batch.append(report.poll_result(target.device_id))
                 if len(batch) >= FLUSH_EVERY or time.monotonic() - last_flush >= FLUSH_AFTER_S:
                     recorded += await asyncio.to_thread(record_polls, engine, batch)
@@ -179,6 +203,8 @@ class PollerLoop:
                 self._log.warning("%s %s %s: %s (%s)", self.name, self.what, where, state, error or "see incidents")
             health.failing = state
         if unanswered:
+            if self.metrics is not None:
+                self.metrics.check_failures.labels(self.kind).inc()
             health.failures += 1
             backoff = min(self.interval_s * 2 ** (health.failures - 1), self.max_backoff_s)
             health.next_due = time.monotonic() + max(0.0, backoff - self.interval_s)
