@@ -3,14 +3,14 @@ with incidents per device and mean time to repair, from the history the store ke
 
 A device counts as working from each sign of life it gave (a live heartbeat or status, or a poll
 that reached it) for ``offline_after`` seconds, the same rule the live health uses. School hours
-are the school's daily hours on Monday to Friday in the school's own time zone.
+come from the school's timetable (``controller.timetable``: school days, hours, holidays) in its own time zone.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from zoneinfo import ZoneInfo
+from collections.abc import Sequence
 
 from pydantic import BaseModel
 from sqlalchemy import and_, func, or_, select
@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 
 from ..store.models import Device, Incident, Observation, Room, School
 from ..store.queries import in_scope
-
-Interval = tuple[float, float]
+from ..timetable import Interval, intersect, load_timetables, merge
+from ..timetable import total as total_length
 
 
 class AvailabilityRow(BaseModel):
@@ -43,46 +43,23 @@ class AvailabilityReport(BaseModel):
     rows: list[AvailabilityRow]
 
 
-def school_hours(school: School, start: dt.datetime, end: dt.datetime) -> list[Interval]:
-    """Monday–Friday school hours between ``start`` and ``end``, as UTC epoch intervals."""
-    zone = ZoneInfo(school.timezone)
-    opens = dt.time.fromisoformat(school.hours_start)
-    closes = dt.time.fromisoformat(school.hours_end)
-    day = start.astimezone(zone).date() - dt.timedelta(days=1)
-    out = []
-    while day <= end.astimezone(zone).date():
-        if day.weekday() < 5:
-            a = dt.datetime.combine(day, opens, zone).timestamp()
-            b = dt.datetime.combine(day, closes, zone).timestamp()
-            a, b = max(a, start.timestamp()), min(b, end.timestamp())
-            if b > a:
-                out.append((a, b))
-        day += dt.timedelta(days=1)
-    return out
-
-
-def _merge(intervals: list[Interval]) -> list[Interval]:
-    merged: list[list[float]] = []
-    for a, b in sorted(intervals):
-        if merged and a <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], b)
-        else:
-            merged.append([a, b])
-    return [(a, b) for a, b in merged]
-
-
-def _overlap(xs: list[Interval], ys: list[Interval]) -> float:
-    """Total length of the intersection of two sorted, merged interval lists."""
-    total, i, j = 0.0, 0, 0
-    while i < len(xs) and j < len(ys):
-        a, b = max(xs[i][0], ys[j][0]), min(xs[i][1], ys[j][1])
-        if b > a:
-            total += b - a
-        if xs[i][1] < ys[j][1]:
-            i += 1
-        else:
-            j += 1
-    return total
+def working_intervals(session: Session, device_ids: Sequence[int], start: dt.datetime, end: dt.datetime,
+                      offline_after_s: float) -> dict[int, list[Interval]]:
+    """When each device was working within ``[start, end)``, merged: every sign of life it gave (a live heartbeat
+    or status, or a poll that reached it) counts for ``offline_after_s`` seconds (the live health's rule)."""
+    live = or_(and_(Observation.kind != "poll", Observation.replayed.is_(False)),
+               and_(Observation.kind == "poll", Observation.data["reachable"].as_boolean().is_(True)))
+    signs: dict[int, list[Interval]] = defaultdict(list)
+    lo, hi = start.timestamp(), end.timestamp()
+    for device_id, at in session.execute(
+        select(Observation.device_id, Observation.received_at)
+        .where(Observation.device_id.in_(list(device_ids)), live,
+               Observation.received_at >= start - dt.timedelta(seconds=offline_after_s),
+               Observation.received_at < end)
+    ):
+        t = at.timestamp()
+        signs[device_id].append((max(t, lo), min(t + offline_after_s, hi)))
+    return {device_id: merge(found) for device_id, found in signs.items()}
 
 
 def build_availability(session: Session, start: dt.datetime, end: dt.datetime, offline_after_s: float, *,
@@ -96,17 +73,7 @@ def build_availability(session: Session, start: dt.datetime, end: dt.datetime, o
         .outerjoin(Room, Room.id == Device.room_id)
         .where(Device.school_id.in_(list(schools)), Device.lifecycle == "active")
     ).all()
-    live = or_(and_(Observation.kind != "poll", Observation.replayed.is_(False)),
-               and_(Observation.kind == "poll", Observation.data["reachable"].as_boolean().is_(True)))
-    signs: dict[int, list[Interval]] = defaultdict(list)
-    for device_id, at in session.execute(
-        select(Observation.device_id, Observation.received_at)
-        .where(Observation.device_id.in_([d[0] for d in devices]), live,
-               Observation.received_at >= start - dt.timedelta(seconds=offline_after_s),
-               Observation.received_at < end)
-    ):
-        t = at.timestamp()
-        signs[device_id].append((t, t + offline_after_s))
+    working = working_intervals(session, [d[0] for d in devices], start, end, offline_after_s)
     incidents = session.execute(
         select(Incident.device_id, Incident.opened_at, Incident.resolved_at)
         .where(Incident.device_id.in_([d[0] for d in devices]), Incident.opened_at >= start, Incident.opened_at < end)
@@ -114,15 +81,16 @@ def build_availability(session: Session, start: dt.datetime, end: dt.datetime, o
     by_device_incidents: dict[int, list[tuple[dt.datetime, dt.datetime | None]]] = defaultdict(list)
     for device_id, opened, resolved in incidents:
         by_device_incidents[device_id].append((opened, resolved))
-    hours = {sid: school_hours(s, start, end) for sid, s in schools.items()}
+    timetables = load_timetables(session, list(schools.values()))
+    hours = {sid: timetables[sid].school_hours(start, end) for sid in schools}
     groups: dict[tuple[str, str], list[int]] = defaultdict(list)
     for device_id, school_id, room_kind in devices:
         groups[(school_id, room_kind)].append(device_id)
     rows = []
     for (school_id, room_kind), ids in sorted(groups.items()):
         window = hours[school_id]
-        total = sum(b - a for a, b in window)
-        shares = [(_overlap(_merge(signs[i]), window) / total) if total else 0.0 for i in ids]
+        total = total_length(window)
+        shares = [(total_length(intersect(working.get(i, []), window)) / total) if total else 0.0 for i in ids]
         found = [x for i in ids for x in by_device_incidents[i]]
         repairs = [(r - o).total_seconds() / 3600 for o, r in found if r is not None]
         rows.append(AvailabilityRow(

@@ -108,6 +108,10 @@ class School(Base):
     timezone: Mapped[str] = mapped_column(String(64), default=DEFAULT_TIMEZONE)
     hours_start: Mapped[str] = mapped_column(String(5), default="07:00")
     hours_end: Mapped[str] = mapped_column(String(5), default="17:00")
+    # The timetable (controller/timetable.py): ISO weekdays taught ("123456" adds Saturday) and per-weekday
+    # hours that differ from hours_start/hours_end, e.g. {"6": ["07:00", "11:30"]} for Saturday mornings.
+    school_days: Mapped[str] = mapped_column(String(7), default="12345", server_default="12345")
+    day_hours: Mapped[dict[str, list[str]]] = mapped_column(JsonType, default=dict)
     district: Mapped[District | None] = relationship(back_populates="schools")
     rooms: Mapped[list[Room]] = relationship(back_populates="school")
 
@@ -417,3 +421,40 @@ class EquipmentPlan(Base):
     room_kind: Mapped[str] = mapped_column(String(32))
     device_kind: Mapped[str] = mapped_column(String(32))
     planned: Mapped[int] = mapped_column(Integer)
+
+
+class Holiday(Base):
+    """Days off (Tết Nguyên Đán, national holidays, a school's own): of one school, of a district's schools, or
+    (neither set) of every school. ``ends_on`` is inclusive."""
+
+    __tablename__ = "holidays"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    school_id: Mapped[str | None] = mapped_column(ForeignKey("schools.id", ondelete="CASCADE"), index=True)
+    district_id: Mapped[str | None] = mapped_column(ForeignKey("districts.id", ondelete="CASCADE"), index=True)
+    starts_on: Mapped[dt.date] = mapped_column(Date)
+    ends_on: Mapped[dt.date] = mapped_column(Date)
+    name: Mapped[str] = mapped_column(String(200))
+
+
+class CommandSchedule(Base):
+    """A recurring command: ``action`` for a school's or a room's devices (optionally one kind) at a local time of
+    day, on school days or every day. ``last_occurrence`` is the last firing handled, so that a restart or a second
+    replica never fires one twice."""
+
+    __tablename__ = "command_schedules"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    school_id: Mapped[str] = mapped_column(ForeignKey("schools.id", ondelete="CASCADE"), index=True)
+    room_id: Mapped[int | None] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str | None] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(32))
+    args: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    at_time: Mapped[str] = mapped_column(String(5))  # HH:MM in the school's time zone
+    school_days_only: Mapped[bool] = mapped_column(Boolean, default=True)
+    expires_in_s: Mapped[int] = mapped_column(Integer, default=3600)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(120))
+    last_occurrence: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    last_run_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    last_result: Mapped[str | None] = mapped_column(String(500))
