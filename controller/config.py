@@ -45,6 +45,13 @@ class Settings(BaseSettings):
     port: int = Field(default=8080, ge=0, le=65535)
     ingest_batch_max: int = Field(default=500, ge=1, le=10_000)
     ingest_batch_interval_ms: int = Field(default=50, ge=1, le=10_000)
+    ingest_queue_max: int = Field(default=10_000, ge=1, le=1_000_000, description="received messages waiting for "
+                                  "the store; above this QoS 0 messages are shed (QoS 1 is bounded by the broker "
+                                  "through Receive Maximum and never shed)")
+    ingest_device_rate_per_s: float = Field(default=10.0, ge=0, description="messages a second one device may send "
+                                            "once its burst is spent (0: no per-device limit)")
+    ingest_device_burst: int = Field(default=20_000, ge=1, description="messages one device may send at once "
+                                     "(room for a week of spooled heartbeats replayed after an outage)")
     offline_after_s: float = Field(default=180.0, gt=0, description="no message for this long: offline")
     offline_grace_s: float = Field(default=300.0, ge=0, description="offline this long before agent.offline")
     clock_skew_max_s: float = Field(default=120.0, gt=0, description="heartbeat clock skew that raises time.skew")
@@ -59,6 +66,10 @@ class Settings(BaseSettings):
     metrics_public: bool = Field(default=False, description="serve /metrics without a token even with auth on "
                                  "(only on an internal address)")
     metrics_token: SecretStr | None = Field(default=None, description="bearer token required on /metrics")
+    proxy_client_header: str | None = Field(default=None, description="a reverse proxy's client-address header "
+                                            "(e.g. X-Forwarded-For), believed only from trusted_proxies")
+    trusted_proxies: list[str] = Field(default=["127.0.0.1/32", "::1/128"], description="addresses or networks "
+                                       "of the reverse proxies whose proxy_client_header is believed")
     snmp_interval_s: float = Field(default=60.0, ge=0, description="switch polls every N s (0: SNMP poller off)")
     snmp_workers: int = Field(default=0, ge=0, le=64, description="0: poll in a thread; N: in N worker processes")
     snmp_trap_port: int | None = Field(default=None, ge=1, le=65535, description="receive traps (e.g. 10162)")
@@ -99,6 +110,18 @@ class Settings(BaseSettings):
         parts = urlsplit(value)
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
             raise ValueError("expected mqtt://[user@]host[:port] or mqtts://…")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
         return value
 
     @field_validator("log_level")

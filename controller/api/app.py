@@ -28,6 +28,7 @@ from ..store.db import session_factory
 from .commands import router as commands_router
 from .enrol import router as enrol_router
 from .incidents import router as incidents_router
+from .origin import ClientAddressMiddleware, record_origin
 from .routes import router
 from .schemas import Health
 
@@ -90,8 +91,10 @@ def create_app(
     )
     app.add_middleware(SessionMiddleware, secret_key=session_secret(settings), session_cookie="classfleet_session",
                        same_site="strict", https_only=False, max_age=12 * 3600)
+    app.add_middleware(ClientAddressMiddleware, settings=settings)
     app.state.settings = settings
     app.state.sessions = session_factory(engine)
+    record_origin(app.state.sessions)  # every audit row written through the app says from where
     app.state.clock = clock or (lambda: dt.datetime.now(dt.UTC))
     app.include_router(router)
     app.include_router(enrol_router)

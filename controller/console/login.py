@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from ..api.deps import SessionDep, get_principal
+from ..api.origin import client_address
 from ..auth import Principal, authenticate
 from ..store.models import AuditLog
 from .i18n import translator
@@ -62,7 +63,7 @@ def login(request: Request, session: SessionDep, username: Annotated[str, Form(m
     expected = request.session.pop("csrf", None)
     if not expected or not secrets.compare_digest(expected, csrf):
         raise HTTPException(403, detail="invalid or missing CSRF token; reload the login page")
-    key = f"{request.client.host if request.client else '?'}|{username.lower()}"
+    key = f"{client_address(request) or '?'}|{username.lower()}"
     now = time.monotonic()
     recent = _failures(request)[key]
     while recent and now - recent[0] > FAILURE_WINDOW_S:
@@ -78,7 +79,7 @@ def login(request: Request, session: SessionDep, username: Annotated[str, Form(m
     request.session.clear()
     request.session["user_id"] = user.id
     session.add(AuditLog(actor=user.username, action="user.login", target=f"user:{user.username}",
-                         detail={"from": request.client.host if request.client else None}))
+                         detail={"from": client_address(request)}))
     session.commit()
     return RedirectResponse(f"{target}?lang={lang}", status_code=303)
 

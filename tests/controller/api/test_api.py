@@ -132,3 +132,70 @@ def test_device_inventory_endpoint(seeded):
     assert inventory["hardware"]["hostname"] == "lab-pc" and inventory["hash"] == "abcdef012345"
     other = client.get("/api/v1/devices", params={"school": "s1", "q": "pc-1"}).json()["items"][0]
     assert client.get(f"/api/v1/devices/{other['id']}/inventory").status_code == 404
+
+
+def _audit_from(engine) -> dict[str, object]:
+    """Each audit row's action → its recorded client address."""
+    from sqlalchemy import select
+
+    from controller.store.models import AuditLog
+
+    with Session(engine) as session:
+        return {row.action: row.detail.get("from") for row in session.scalars(select(AuditLog).order_by(AuditLog.id))}
+
+
+def test_every_api_write_records_the_client_address_in_the_audit_log(seeded):
+    from controller.enrolment import create_token
+
+    engine, tmp_path = seeded
+    client = _client(*seeded)
+    school_device = client.get("/api/v1/devices", params={"school": "s1", "q": "pc-0"}).json()["items"][0]
+    incident = client.get(f"/api/v1/devices/{school_device['id']}").json()["incidents"][0]["id"]
+    assert client.post("/api/v1/commands", json={"school": "s1", "action": "message",
+                                                 "args": {"text": "xin chào"}}).status_code == 201
+    assert client.post(f"/api/v1/incidents/{incident}/acknowledge", json={}).status_code == 200
+    assert client.post(f"/api/v1/incidents/{incident}/comments", json={"text": "đang xử lý"}).status_code == 201
+    assert client.post(f"/api/v1/incidents/{incident}/resolve").status_code == 200
+    assert client.post("/api/v1/maintenance-windows", json={
+        "school": "s1", "starts_at": "2027-02-05T00:00:00+07:00", "ends_at": "2027-02-12T00:00:00+07:00",
+        "reason": "Tết"}).status_code == 201
+    with Session(engine) as session, session.begin():
+        token = create_token(session, "s2", actor="test").token
+    assert client.post("/api/v1/enrolments", json={"token": token, "device": "new-pc"}).status_code == 201
+    recorded = _audit_from(engine)
+    for action in ("command.message", "incident.acknowledge", "incident.comment", "incident.resolve",
+                   "maintenance.add", "device.enrol"):
+        assert recorded[action] == "testclient", action  # TestClient's peer name
+    assert recorded["enrolment_token.create"] is None  # written outside any request (here, the CLI's path)
+
+
+@pytest.mark.parametrize(("settings", "peer", "expected"), [
+    ({}, "127.0.0.1", "127.0.0.1"),  # no header configured: the header is ignored
+    ({"proxy_client_header": "X-Forwarded-For"}, "127.0.0.1", "203.0.113.9"),  # a trusted proxy (loopback)
+    ({"proxy_client_header": "X-Forwarded-For", "trusted_proxies": ["127.0.0.2/32"]}, "127.0.0.1", "127.0.0.1"),
+])
+def test_a_proxy_header_is_believed_only_when_configured_and_from_a_trusted_proxy(seeded, settings, peer, expected):
+    engine, tmp_path = seeded
+    cfg = Settings(data_dir=tmp_path, auth=False, **settings)
+    registry, _ = build_registry(engine, cfg.offline_after_s)
+    client = TestClient(create_app(cfg, engine, registry), client=(peer, 40000))
+    made = client.post("/api/v1/commands", json={"school": "s2", "action": "run_check"},
+                       headers={"X-Forwarded-For": "198.51.100.7, 203.0.113.9"})
+    assert made.status_code == 201
+    assert _audit_from(engine)["command.run_check"] == expected
+
+
+def test_resolve_client_walks_the_forwarded_chain_from_the_right():
+    import ipaddress
+
+    from controller.api.origin import resolve_client
+
+    trusted = [ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("10.0.0.0/8")]
+    header = "X-Forwarded-For"
+    assert resolve_client("127.0.0.1", "198.51.100.7, 10.1.1.1", header, trusted) == "198.51.100.7"
+    assert resolve_client("127.0.0.1", "10.1.1.1, 10.2.2.2", header, trusted) == "10.1.1.1"  # all proxies
+    assert resolve_client("127.0.0.1", "not-an-ip", header, trusted) == "127.0.0.1"
+    assert resolve_client("127.0.0.1", "[2001:db8::1]", header, trusted) == "2001:db8::1"
+    assert resolve_client("127.0.0.1", "198.51.100.7", None, trusted) == "127.0.0.1"  # not configured
+    assert resolve_client("testclient", "198.51.100.7", header, trusted) == "testclient"  # peer not an address
+    assert resolve_client(None, "198.51.100.7", header, trusted) is None
