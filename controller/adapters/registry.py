@@ -1,0 +1,34 @@
+"""The plug dialects classfleet speaks, by the ``watched_by`` name a plug device carries."""
+
+from __future__ import annotations
+
+from .base import ADDRESS_RE, Adapter, Route
+from .shelly import ShellyAdapter
+from .tasmota import TasmotaAdapter
+
+ADAPTERS: dict[str, Adapter] = {a.name: a for a in (TasmotaAdapter(), ShellyAdapter())}
+PLUG_WATCHERS: tuple[str, ...] = tuple(ADAPTERS)
+
+
+def subscriptions() -> list[str]:
+    """Every dialect's topic filters."""
+    return [f for adapter in ADAPTERS.values() for f in adapter.subscriptions()]
+
+
+def route(topic: str) -> tuple[Adapter, Route] | None:
+    """The dialect a topic belongs to, with the plug address and channel; None if none claims it."""
+    for adapter in ADAPTERS.values():
+        found = adapter.route(topic)
+        if found is not None:
+            return adapter, found
+    return None
+
+
+def valid_address(address: str) -> bool:
+    """An address a plug may have: one MQTT topic level, no wildcards (``tasmota_9CF9D1``, ``shellyplug-…``)."""
+    return bool(ADDRESS_RE.fullmatch(address))
+
+
+def switch_messages(watched_by: str, address: str, on: bool, command_id: str) -> list[tuple[str, bytes]]:
+    """The messages that switch one plug on or off; ``KeyError`` for a dialect we do not speak."""
+    return ADAPTERS[watched_by].switch(address, on, command_id)
