@@ -125,7 +125,7 @@ def demo(host: HostOpt = None, port: PortOpt = None, mqtt_port: MqttPortOpt = No
     data_dir = data_dir or Path(tempfile.mkdtemp(prefix="classfleet-demo-"))
     ctl = _start(_settings(host=host, port=port, mqtt_port=mqtt_port, data_dir=data_dir,
                            offline_after_s=max(3.5 * heartbeat, 15.0), mqtt_url="", onvif_interval_s=0, auth=False,
-                           pjlink_interval_s=0, snmp_interval_s=30),
+                           pjlink_interval_s=0, snmp_interval_s=0),
                  port, mqtt_port)
     settings = ctl.settings
     assert ctl.engine is not None and ctl.broker is not None
@@ -144,11 +144,23 @@ def demo(host: HostOpt = None, port: PortOpt = None, mqtt_port: MqttPortOpt = No
 
     projectors = start_demo_projectors(ctl.engine, "demo-school-1", n=4)
     ctl.add_poller(PJLinkPoller(ctl.engine, interval_s=30, environ=projectors.environ))
+    # And the school's network over SNMP (snmpsim): a core switch (the uplink) and a 24-port access switch.
+    from .demo import start_demo_switches
+    from .pollers.snmp.service import SnmpPollerService
+
+    switches = None
+    try:
+        switches = start_demo_switches(ctl.engine, "demo-school-1", settings.data_dir / "switches")
+    except RuntimeError as exc:
+        console.print(f"[yellow]demo: no simulated switches: {exc}[/yellow]")
+    else:
+        ctl.add_poller(SnmpPollerService(ctl.engine, interval_s=15, env=switches.environ))
 
     def banner() -> None:
         base = f"http://{settings.host}:{settings.port}"
         console.print(f"\n[bold green]classfleet demo[/bold green]: {len(devices)} simulated agents in "
-                      f"{schools} schools, 4 ONVIF cameras, an NVR and 4 PJLink projectors, broker "
+                      f"{schools} schools, 4 ONVIF cameras, an NVR, 4 PJLink projectors"
+                      f"{', 2 SNMP switches' if switches else ''}, broker "
                       f"mqtt://127.0.0.1:{ctl.broker.port}")  # type: ignore[union-attr]
         console.print(f"  console: {base}/console   (English: {base}/console?lang=en)")
         console.print(f"  devices: {base}/api/v1/devices?limit=500")
@@ -163,6 +175,8 @@ def demo(host: HostOpt = None, port: PortOpt = None, mqtt_port: MqttPortOpt = No
         ctl.stop()
         cameras.stop()
         projectors.stop()
+        if switches is not None:
+            switches.stop()
 
 
 @db_app.command("upgrade")
