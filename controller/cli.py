@@ -15,6 +15,7 @@ from rich.console import Console
 from .audit.cli import import_app, report_app
 from .broker import BrokerError, free_port, port_is_free
 from .config import ConfigError, Settings, load_settings
+from .energy import cli as energy_cli  # noqa: F401  (adds import timetable, report energy)
 from .pollers.onvif import cli as onvif_cli
 from .pollers.pjlink import cli as pjlink_cli
 from .pollers.snmp import cli as snmp_cli

@@ -21,6 +21,11 @@ def default_data_dir() -> Path:
     return Path(xdg) / "classfleet" if xdg else Path.home() / ".local" / "share" / "classfleet"
 
 
+# Typical draw while on, in watts, of the kinds the after-hours energy report covers (docs/energy.md).
+NOMINAL_POWER_W: dict[str, float] = {"pc": 120.0, "laptop": 45.0, "smart_board": 250.0, "projector": 280.0,
+                                     "air_conditioner": 1100.0}
+
+
 class ConfigError(SystemExit):
     """A setting with a bad value; stops start-up with a message naming the setting."""
 
@@ -84,6 +89,12 @@ class Settings(BaseSettings):
     pjlink_interval_s: float = Field(default=60.0, ge=0, description="projector polls every N s (0: PJLink off)")
     onvif_interval_s: float = Field(default=60.0, ge=0, description="camera checks every N s (0: ONVIF poller off)")
     onvif_events: bool = Field(default=False, description="watch cameras' PullPoint events (tamper)")
+    energy_nominal_w: dict[str, float] = Field(
+        default_factory=lambda: dict(NOMINAL_POWER_W),
+        description="watts assumed per device kind when nothing measured (docs/energy.md); given kinds override "
+                    'the defaults, e.g. {"air_conditioner": 1500}')
+    energy_poll_gap_s: float = Field(default=900.0, gt=0, le=86400, description="a projector's or plug's polled "
+                                     "state holds until its next poll, at most this long")
     log_level: str = "INFO"
 
     @classmethod
@@ -123,6 +134,16 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(f"{item!r} is not an IP address or network") from None
         return value
+
+    @field_validator("energy_nominal_w")
+    @classmethod
+    def _check_nominal(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(NOMINAL_POWER_W))
+        if unknown:
+            raise ValueError(f"unknown device kind(s) {', '.join(unknown)}; known: {', '.join(NOMINAL_POWER_W)}")
+        if any(not 0 <= w <= 20_000 for w in value.values()):
+            raise ValueError("watts must be between 0 and 20000")
+        return {**NOMINAL_POWER_W, **value}
 
     @field_validator("log_level")
     @classmethod

@@ -71,6 +71,9 @@ class Controller:
         from .commands import CommandDispatcher
 
         self.add_poller(CommandDispatcher(self.engine, self.ingest.publish))
+        from .schedules import ScheduleRunner
+
+        self.add_poller(ScheduleRunner(self.engine))  # end-of-day shutdowns etc. (issue 9)
         self.add_poller(FaultSweeper(self.engine, fault_policy(s)))
         self.add_poller(Notifier(self.engine, notification_channels(s), batch_delay_s=s.notify_batch_delay_s))
         if s.snmp_interval_s > 0:

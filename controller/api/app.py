@@ -23,6 +23,9 @@ from ..console.forms import router as console_forms_router
 from ..console.login import router as login_router
 from ..console.pages import router as console_pages_router
 from ..console.views import router as console_router
+from ..energy.api import router as energy_router
+from ..energy.console import router as energy_console_router
+from ..energy.timetable_api import router as timetable_router
 from ..metrics import render_metrics
 from ..store.db import session_factory
 from .commands import router as commands_router
@@ -102,6 +105,9 @@ def create_app(
     app.include_router(incidents_router)
     app.include_router(audit_router)
     app.include_router(audit_console_router)
+    app.include_router(timetable_router)
+    app.include_router(energy_router)
+    app.include_router(energy_console_router)
     app.include_router(console_router)
     app.include_router(login_router)
     app.include_router(console_pages_router)
