@@ -91,6 +91,20 @@ def add_maintenance_window(session: Session, school: str, starts_at: dt.datetime
     return window
 
 
+def remove_maintenance_window(session: Session, window_id: int, actor: str,
+                              now: dt.datetime | None = None) -> MaintenanceWindow:
+    """Cancel a planned (or end a current) quiet time; what it held back stays recorded as it was."""
+    window = session.get(MaintenanceWindow, window_id)
+    if window is None:
+        raise LookupError(f"maintenance window {window_id} not found")
+    session.delete(window)
+    session.add(AuditLog(at=now or dt.datetime.now(dt.UTC), actor=actor, action="maintenance.remove",
+                         target=f"school:{window.school_id}",
+                         detail={"window_id": window.id, "starts_at": window.starts_at.isoformat(),
+                                 "ends_at": window.ends_at.isoformat(), "reason": window.reason}))
+    return window
+
+
 def schools_in_maintenance(session: Session, now: dt.datetime) -> set[str]:
     """Schools inside a maintenance window right now."""
     return set(session.scalars(select(MaintenanceWindow.school_id).where(MaintenanceWindow.starts_at <= now,

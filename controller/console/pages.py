@@ -6,7 +6,9 @@ so a user of school A gets a 404 for anything of school B, whatever id is in the
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -20,6 +22,8 @@ from ..api.deps import NowDep, SessionDep, SettingsDep, check_read
 from ..commands import ACTIONS
 from ..store import queries
 from ..store.models import (
+    COMMAND_STATES,
+    DEVICE_KINDS,
     HEALTH_STATES,
     INCIDENT_STATES,
     AuditLog,
@@ -28,11 +32,12 @@ from ..store.models import (
     DeviceInventory,
     Incident,
     IncidentComment,
+    MaintenanceWindow,
     Observation,
     Room,
     School,
 )
-from .common import LangDep, render
+from .common import LangDep, render, school_zones, viewer_zone
 from .login import ConsolePrincipal
 
 router = APIRouter(include_in_schema=False)
@@ -40,6 +45,9 @@ SPARK_POINTS = 60
 SPARK_W, SPARK_H = 300, 48
 MAX_ROWS = 200
 LOG_SCAN = 5000  # audit rows examined for a school-scoped reader before giving up
+LEDGER_ROWS = 20
+LIFECYCLE = ("pending", "sent", "accepted", "done")  # the happy path; failed | rejected | expired end it early
+MAX_WINDOWS = 100
 
 
 def sparkline(values: list[float]) -> str:
@@ -51,8 +59,71 @@ def sparkline(values: list[float]) -> str:
                     for i, v in enumerate(values))
 
 
-def _fault_rows(incidents: list[Incident], lang: str) -> list[dict[str, Any]]:
-    return [{"i": i, "text": lookup(i.code).text(lang)} for i in incidents]
+def in_maintenance(session: Session, incidents: Sequence[Incident]) -> set[int]:
+    """The incidents opened inside a maintenance window of their school (recorded, not notified)."""
+    if not incidents:
+        return set()
+    schools = {i.school_id for i in incidents}
+    first, last = min(i.opened_at for i in incidents), max(i.opened_at for i in incidents)
+    windows: dict[str, list[tuple[dt.datetime, dt.datetime]]] = defaultdict(list)
+    for school_id, starts, ends in session.execute(
+            select(MaintenanceWindow.school_id, MaintenanceWindow.starts_at, MaintenanceWindow.ends_at)
+            .where(MaintenanceWindow.school_id.in_(schools), MaintenanceWindow.starts_at <= last,
+                   MaintenanceWindow.ends_at > first)):
+        windows[school_id].append((starts, ends))
+    return {i.id for i in incidents if any(s <= i.opened_at < e for s, e in windows.get(i.school_id, ()))}
+
+
+def _fault_rows(session: Session, incidents: list[Incident], lang: str) -> list[dict[str, Any]]:
+    quiet = in_maintenance(session, incidents)
+    return [{"i": i, "text": lookup(i.code).text(lang), "maintenance": i.id in quiet} for i in incidents]
+
+
+def lifecycle_steps(state: str) -> list[tuple[str, str]]:
+    """A command's lifecycle as (state, how it stands: past | now | later) steps; an early end replaces the
+    steps it never reached (e.g. pending → expired)."""
+    if state in LIFECYCLE:
+        at = LIFECYCLE.index(state)
+        return [(s, "past" if n < at else "now" if n == at else "later") for n, s in enumerate(LIFECYCLE)]
+    reached = {"rejected": 2, "failed": 3, "expired": 1}.get(state, 1)
+    return [*((s, "past") for s in LIFECYCLE[:reached]), (state, "now")]
+
+
+def _ledger(session: Session, device_ids: Sequence[int] | None = None, room_id: int | None = None
+            ) -> list[dict[str, Any]]:
+    """The newest commands of a device (or of a room's devices), each with its lifecycle steps."""
+    query = (select(Command, Device.uid).join(Device, Device.id == Command.device_id)
+             .order_by(Command.created_at.desc(), Command.id).limit(LEDGER_ROWS))
+    if device_ids is not None:
+        query = query.where(Command.device_id.in_(device_ids))
+    if room_id is not None:
+        query = query.where(Device.room_id == room_id)
+    return [{"c": c, "uid": uid, "steps": lifecycle_steps(c.state)} for c, uid in session.execute(query)]
+
+
+def command_scopes(lang: str, device: Device | None, room: Room | None, school: School) -> list[dict[str, Any]]:
+    """The targets a page's command form offers: this device, its room, its school (widest last)."""
+    scopes = []
+    if device is not None:
+        scopes.append({"type": "device", "id": device.id, "key": "scope.device", "name": device.name or device.uid})
+    if room is not None:
+        scopes.append({"type": "room", "id": room.id, "key": "scope.room", "name": room.name})
+    scopes.append({"type": "school", "id": school.id, "key": "scope.school", "name": school.name})
+    return scopes
+
+
+def _command_form(lang: str, principal: Any, school: School, device: Device | None = None,
+                  room: Room | None = None) -> dict[str, Any]:
+    """What ``_command_form.html`` needs."""
+    return {"can_send": principal.can_write(school.id), "actions": ACTIONS, "kinds": DEVICE_KINDS,
+            "scopes": command_scopes(lang, device, room, school), "form_zone": school.timezone}
+
+
+def current_window(session: Session, school_id: str, now: dt.datetime) -> MaintenanceWindow | None:
+    """The maintenance window the school is in now, else its next one, else None."""
+    return session.scalars(select(MaintenanceWindow).where(MaintenanceWindow.school_id == school_id,
+                                                           MaintenanceWindow.ends_at > now)
+                           .order_by(MaintenanceWindow.starts_at).limit(1)).first()
 
 
 @router.get("/console/schools/{school_id}", response_class=HTMLResponse)
@@ -73,9 +144,30 @@ def school_page(school_id: str, request: Request, session: SessionDep, settings:
     rooms = session.scalars(select(Room).where(Room.school_id == school.id).order_by(Room.code)).all()
     open_count = session.scalar(select(func.count()).select_from(Incident).where(
         Incident.school_id == school.id, Incident.state != "resolved")) or 0
-    return render(request, "school.html", lang, principal, school=school, healths=HEALTH_STATES,
-                  rooms=[(r, counts.get(r.id, {})) for r in rooms], unassigned=unassigned[:MAX_ROWS],
-                  open_count=open_count)
+    return render(request, "school.html", lang, principal, page_zone=school.timezone, school=school,
+                  healths=HEALTH_STATES, rooms=[(r, counts.get(r.id, {})) for r in rooms],
+                  unassigned=unassigned[:MAX_ROWS], open_count=open_count,
+                  window=current_window(session, school.id, now), now=now, **_command_form(lang, principal, school))
+
+
+@router.get("/console/schools/{school_id}/maintenance", response_class=HTMLResponse)
+def maintenance_page(school_id: str, request: Request, session: SessionDep, now: NowDep,
+                     principal: ConsolePrincipal, lang: LangDep,
+                     past: Annotated[bool, Query()] = False) -> Any:
+    """A school's maintenance windows (upcoming and current; ``past=1`` for the ended ones too), with the forms
+    to plan and remove them; times in the school's zone."""
+    school = session.get(School, school_id)
+    check_read(principal, school.id if school else None, f"school {school_id}")
+    assert school is not None
+    query = select(MaintenanceWindow).where(MaintenanceWindow.school_id == school.id)
+    if not past:
+        query = query.where(MaintenanceWindow.ends_at > now)
+    windows = session.scalars(query.order_by(MaintenanceWindow.starts_at.desc() if past
+                                             else MaintenanceWindow.starts_at).limit(MAX_WINDOWS)).all()
+    return render(request, "maintenance.html", lang, principal, page_zone=school.timezone, school=school,
+                  windows=[{"w": w, "now": w.starts_at <= now < w.ends_at, "ended": w.ends_at <= now}
+                           for w in windows], past=past, can_write=principal.can_write(school.id),
+                  form_zone=school.timezone)
 
 
 @router.get("/console/rooms/{room_id}", response_class=HTMLResponse)
@@ -93,10 +185,11 @@ def room_page(room_id: int, request: Request, session: SessionDep, settings: Set
         for device_id, code in session.execute(select(Incident.device_id, Incident.code).where(
                 Incident.device_id.in_(ids), Incident.state != "resolved")):
             faults[device_id].append(lookup(code).text(lang))
-    return render(request, "room.html", lang, principal, room=room, school=session.get(School, room.school_id),
+    school = session.get(School, room.school_id)
+    assert school is not None
+    return render(request, "room.html", lang, principal, page_zone=school.timezone, room=room, school=school,
                   devices=[{"d": d, "state": st, "health": h, "faults": faults.get(d.id, [])} for d, st, h in rows],
-                  can_send=principal.can_write(room.school_id), actions=ACTIONS, target_type="room",
-                  target_id=room.id)
+                  ledger=_ledger(session, room_id=room.id), **_command_form(lang, principal, school, room=room))
 
 
 @router.get("/console/devices/{device_id}", response_class=HTMLResponse)
@@ -116,15 +209,15 @@ def device_page(device_id: int, request: Request, session: SessionDep, settings:
     if inventory is not None:
         hardware = [(k, v) for k, v in sorted(inventory.hardware.items())
                     if isinstance(v, str | int | float | bool)][:20]
-    commands = session.scalars(select(Command).where(Command.device_id == device.id)
-                               .order_by(Command.created_at.desc()).limit(20)).all()
     room = session.get(Room, device.room_id) if device.room_id else None
-    return render(request, "device.html", lang, principal, device=device, state=state, health=health, room=room,
-                  school=session.get(School, device.school_id), cpu=cpu, spark=sparkline(cpu),
+    school = session.get(School, device.school_id)
+    assert school is not None
+    return render(request, "device.html", lang, principal, page_zone=school.timezone, device=device, state=state,
+                  health=health, room=room, school=school, cpu=cpu, spark=sparkline(cpu),
                   spark_w=SPARK_W, spark_h=SPARK_H, inventory=inventory, hardware=hardware,
-                  incidents=_fault_rows(list(queries.open_incidents(session, device.id)), lang),
-                  commands=commands, can_send=principal.can_write(device.school_id), actions=ACTIONS,
-                  target_type="device", target_id=device.id)
+                  incidents=_fault_rows(session, list(queries.open_incidents(session, device.id)), lang),
+                  ledger=_ledger(session, device_ids=[device.id]), command_states=COMMAND_STATES,
+                  **_command_form(lang, principal, school, device=device, room=room))
 
 
 @router.get("/console/incidents", response_class=HTMLResponse)
@@ -144,14 +237,17 @@ def incidents_page(request: Request, session: SessionDep, principal: ConsolePrin
     if code:
         query = query.where(Incident.code == code)
     rows = session.execute(query.limit(MAX_ROWS)).all()
+    quiet = in_maintenance(session, [i for i, _ in rows])
+    zones = school_zones(session, principal)
     schools = session.scalars(select(School).where(principal.scope(School.id)).order_by(School.id)).all()
     codes = session.scalars(select(Incident.code).where(principal.scope(Incident.school_id)).distinct()
                             .order_by(Incident.code)).all()
-    return render(request, "incidents.html", lang, principal, schools=schools, states=("active", *INCIDENT_STATES),
+    return render(request, "incidents.html", lang, principal, page_zone=viewer_zone(zones), zones=zones,
+                  school_names={s.id: s.name for s in schools}, schools=schools, states=("active", *INCIDENT_STATES),
                   codes=[(c, lookup(c).text(lang)) for c in codes], sel_school=school or "", sel_state=state,
                   sel_code=code or "", next_url=str(request.url.path) + (f"?{request.url.query}"
                                                                           if request.url.query else ""),
-                  rows=[{"i": i, "uid": uid, "text": lookup(i.code).text(lang),
+                  rows=[{"i": i, "uid": uid, "text": lookup(i.code).text(lang), "maintenance": i.id in quiet,
                          "can_write": principal.can_write(i.school_id)} for i, uid in rows])
 
 
@@ -164,8 +260,11 @@ def incident_page(incident_id: int, request: Request, session: SessionDep, princ
     assert incident is not None
     comments = session.scalars(select(IncidentComment).where(IncidentComment.incident_id == incident.id)
                                .order_by(IncidentComment.at)).all()
-    return render(request, "incident.html", lang, principal, i=incident, text=lookup(incident.code).text(lang),
+    school = session.get(School, incident.school_id)
+    return render(request, "incident.html", lang, principal, page_zone=school.timezone if school else None,
+                  i=incident, text=lookup(incident.code).text(lang), school=school,
                   device=session.get(Device, incident.device_id), comments=comments,
+                  maintenance=bool(in_maintenance(session, [incident])),
                   can_write=principal.can_write(incident.school_id), next_url=request.url.path)
 
 
@@ -204,4 +303,6 @@ def audit_log_page(request: Request, session: SessionDep, principal: ConsolePrin
                 shown.append(entry)
                 if len(shown) >= MAX_ROWS:
                     break
-    return render(request, "log.html", lang, principal, entries=shown, scoped=not principal.everywhere)
+    zones = school_zones(session, principal)
+    return render(request, "log.html", lang, principal, page_zone=viewer_zone(zones), entries=shown,
+                  scoped=not principal.everywhere)

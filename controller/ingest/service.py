@@ -6,6 +6,16 @@ enqueues; one writer thread drains the queue into batches (up to ``batch_max`` m
 PUBACKs (paho-mqtt 2 ``manual_ack``). A crash before the commit leaves the messages
 unacknowledged in the broker's session, which redelivers them; (device, session, seq) dedupe
 makes the redelivery harmless.
+
+Bounds (a slow or absent database slows acknowledgements, it never grows memory): QoS 1 messages
+in the queue are bounded by the broker, which sends at most ``receive_maximum`` unacknowledged
+ones per connection (the writer holds the PUBACKs, so the rest wait in the broker's persistent
+session); QoS 0 has no broker-side bound, so a QoS 0 message that finds ``queue_max`` messages
+queued is shed and counted (``classfleet_ingest_shed_total{reason="queue_full"}``). QoS 1 is
+never shed. Optionally a per-device token bucket (``limits.DeviceRateLimiter``) refuses what one
+device sends beyond its rate: QoS 0 is shed, QoS 1 goes to the dead-letter table with reason
+``rate_limited`` (kept, never silently lost) and is acknowledged after that commit like any other
+message; both count as ``shed_total{reason="rate_limited"}``. Either way other devices flow.
 """
 
 from __future__ import annotations
@@ -26,11 +36,12 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 from sqlalchemy import exc as sa_exc
 
-from classfleet_wire import MessageKind, WireError, decode
+from classfleet_wire import MAX_PAYLOAD_BYTES, MessageKind, WireError, decode
 from classfleet_wire.topics import SHARED_GROUP, TOPIC_ROOT
 
 from ..metrics import IngestMetrics
 from ..store.writer import Accepted, BatchOutcome, BatchWriter, Rejected
+from .limits import DeviceRateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +52,11 @@ TRANSIENT_ERRORS = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.Disco
 # The controller reads what agents send; it never reads back the commands it publishes.
 INGEST_SUFFIXES = (MessageKind.STATUS, MessageKind.HEARTBEAT, MessageKind.INVENTORY, MessageKind.EVENT,
                    MessageKind.CMD_ACK)
+
+# The MQTT 5 Maximum Packet Size we announce: room for a payload at twice the wire limit plus topic and
+# properties. Up to that an oversized payload reaches us and is dead-lettered (counted, kept); beyond it
+# the broker does not send it at all, so a huge message never costs the controller memory.
+MAX_PACKET_BYTES = 2 * MAX_PAYLOAD_BYTES + 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +79,7 @@ class _Inbound:
     qos: int
     received_at: dt.datetime
     generation: int  # connection the message came in on; PUBACKs never cross connections
+    limited: bool = False  # over its device's rate limit: dead-lettered, not applied
 
 
 class IngestService:
@@ -80,6 +97,8 @@ class IngestService:
         session_expiry_s: int = 7 * 24 * 3600,
         shared: bool = False,
         on_batch: Callable[[BatchOutcome], None] | None = None,
+        queue_max: int = 10_000,
+        limiter: DeviceRateLimiter | None = None,
     ) -> None:
         self._broker = broker
         self._writer = writer
@@ -89,6 +108,10 @@ class IngestService:
         self._session_expiry_s = session_expiry_s
         self._shared = shared
         self._on_batch = on_batch
+        self._queue_max = queue_max
+        self._limiter = limiter
+        # The broker sends at most this many unacknowledged QoS 1 messages: more than a batch.
+        self.receive_maximum = min(65535, max(2 * batch_max, 100))
         self._queue: queue.SimpleQueue[_Inbound] = queue.SimpleQueue()
         self._generation = 0
         self._connected = threading.Event()
@@ -119,8 +142,9 @@ class IngestService:
         """Connect (asynchronously, retrying) and start the writer thread."""
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = self._session_expiry_s
-        # The broker may have this many unacknowledged messages in flight to us: more than a batch.
-        props.ReceiveMaximum = min(65535, max(2 * self._batch_max, 100))
+        props.ReceiveMaximum = self.receive_maximum
+        # Payloads over the wire limit are dead-lettered as oversized; far bigger ones are not sent to us.
+        props.MaximumPacketSize = MAX_PACKET_BYTES
         self._client.connect_async(self._broker.host, self._broker.port, keepalive=30, clean_start=False,
                                    properties=props)
         self._worker = threading.Thread(target=self._run_writer, name="ingest-writer", daemon=True)
@@ -170,8 +194,14 @@ class IngestService:
         self._subscribed.clear()
 
     def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
+        limited = self._limiter is not None and not self._limiter.allow(msg.topic)
+        if msg.qos == 0 and (limited or self._queue.qsize() >= self._queue_max):
+            self._metrics.shed.labels("rate_limited" if limited else "queue_full").inc()
+            return
+        if limited:
+            self._metrics.shed.labels("rate_limited").inc()
         self._queue.put(_Inbound(msg.topic, msg.payload, msg.mid, msg.qos, dt.datetime.now(dt.UTC),
-                                 self._generation))
+                                 self._generation, limited))
 
     # The writer thread.
     def _run_writer(self) -> None:
@@ -257,6 +287,10 @@ class IngestService:
         accepted: list[Accepted] = []
         rejected: list[Rejected] = []
         for item in batch:
+            if item.limited:
+                rejected.append(Rejected(item.topic, "rate_limited", "over the device's rate limit", item.payload,
+                                         item.received_at))
+                continue
             try:
                 accepted.append(Accepted(decode(item.topic, item.payload), item.received_at, item.payload))
             except WireError as exc:
