@@ -1,8 +1,9 @@
 """The private Mosquitto the controller starts, supervises and stops when no broker is configured.
 
 Its configuration carries what the wire contract relies on (DESIGN §4): persistence, no cap on
-queued QoS 1 messages, enough in-flight messages for a whole ingest batch, and persistent
-sessions that outlive a controller restart. It listens on loopback only by default.
+queued QoS 1 messages, enough in-flight messages for a whole ingest batch, persistent
+sessions that outlive a controller restart, and the wire contract's payload size limit. It
+listens on loopback only by default.
 """
 
 from __future__ import annotations
@@ -18,7 +19,12 @@ import threading
 import time
 from pathlib import Path
 
+from classfleet_wire import MAX_PAYLOAD_BYTES
+
 log = logging.getLogger(__name__)
+
+# Payloads the broker accepts; the controller announces a matching MQTT 5 Maximum Packet Size.
+BROKER_PAYLOAD_LIMIT = 2 * MAX_PAYLOAD_BYTES
 
 INSTALL_HINT = "sudo apt-get install -y mosquitto   (Debian/Ubuntu; the binary must be on PATH)"
 
@@ -43,6 +49,10 @@ def mosquitto_config(port: int, state_dir: Path, bind: str = "127.0.0.1", inflig
         "max_queued_messages 0",
         "max_queued_bytes 0",
         f"max_inflight_messages {inflight}",
+        # Twice the wire contract's payload limit: a payload a little over the limit still reaches the
+        # controller, which dead-letters and counts it (reason "oversized"); a bigger one is refused here
+        # (the QoS flow completes, so the sender does not retry it) and never costs a subscriber memory.
+        f"message_size_limit {BROKER_PAYLOAD_LIMIT}",
         "persistent_client_expiration 30d",
         f"log_dest file {state_dir / 'mosquitto.log'}",
         "log_type error",

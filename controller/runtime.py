@@ -21,6 +21,7 @@ from .api.app import create_app
 from .broker import PrivateBroker
 from .config import Settings, fault_policy
 from .faults import FaultSweeper
+from .ingest.limits import device_limiter
 from .ingest.service import BrokerAddress, IngestService
 from .metrics import build_registry, poll_metrics
 from .notify import Notifier, notification_channels
@@ -66,6 +67,7 @@ class Controller:
             self.broker_address, BatchWriter(self.engine, fault_policy(s)), metrics, client_id=s.mqtt_client_id,
             batch_max=s.ingest_batch_max, batch_interval_s=s.ingest_batch_interval_ms / 1000,
             session_expiry_s=s.mqtt_session_expiry_s, shared=s.mqtt_shared_subscription,
+            queue_max=s.ingest_queue_max, limiter=device_limiter(s),
         )
         self.ingest.start()
         from .commands import CommandDispatcher

@@ -8,6 +8,7 @@ import threading
 import pytest
 from sqlalchemy import select
 
+from classfleet_wire import MAX_PAYLOAD_BYTES
 from controller.store.models import DeadLetter, Device, DeviceState, Incident, Observation
 from tests.helpers import (
     add_school,
@@ -62,7 +63,7 @@ def test_bad_messages_are_dead_lettered_while_others_flow(db_url, broker):
         good = [(f"{T}/school-a/good-pc/heartbeat", heartbeat(1, seq)) for seq in range(1, 41)]
         bad = [
             (f"{T}/school-a/pc-1/heartbeat", b"{not json"),
-            (f"{T}/school-a/pc-2/heartbeat", b'{"v":1,"pad":"' + b"x" * (1024 * 1024) + b'"}'),
+            (f"{T}/school-a/pc-2/heartbeat", b'{"v":1,"pad":"' + b"x" * (MAX_PAYLOAD_BYTES + 1000) + b'"}'),
             (f"{T}/school-a/pc-3/heartbeat", heartbeat(1, 1, device="pc-999")),
             (f"{T}/school-a/pc-4/heartbeat", b'{"v":1,"session":1,"seq":1,"note":"\xff\xfe"}'),
             (f"{T}/no-such-school/pc-5/heartbeat", heartbeat(1, 1)),
@@ -84,7 +85,7 @@ def test_bad_messages_are_dead_lettered_while_others_flow(db_url, broker):
             "pc-1": "invalid_json", "pc-2": "oversized", "pc-3": "identity_mismatch", "pc-4": "invalid_utf8",
             "pc-5": "unknown_school", "pc-6": "unsupported_version", "pc-7": "schema",
         }
-        assert rows["pc-2"].payload_size > 1024 * 1024
+        assert rows["pc-2"].payload_size > MAX_PAYLOAD_BYTES
         assert all(r.detail for r in rows.values())
         assert count(engine, Observation) == 40
         # Nothing of the rejected devices was registered (the unknown school's device least of all).
