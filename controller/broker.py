@@ -51,7 +51,7 @@ def mosquitto_config(port: int, state_dir: Path, bind: str = "127.0.0.1", inflig
         f"max_inflight_messages {inflight}",
         # Twice the wire contract's payload limit: a payload a little over the limit still reaches the
         # controller, which dead-letters and counts it (reason "oversized"); a bigger one is refused here
-        # (the QoS flow completes, so the sender does not retry it) and never costs a subscriber memory.
+        # (Mosquitto 2.0 closes the sender's connection) and never costs a subscriber memory.
         f"message_size_limit {BROKER_PAYLOAD_LIMIT}",
         "persistent_client_expiration 30d",
         f"log_dest file {state_dir / 'mosquitto.log'}",
