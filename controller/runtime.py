@@ -17,6 +17,7 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
+from .adapters.service import PlugIngest, PlugPresence
 from .api.app import create_app
 from .broker import PrivateBroker
 from .config import Settings, fault_policy
@@ -67,12 +68,14 @@ class Controller:
             self.broker_address, BatchWriter(self.engine, fault_policy(s)), metrics, client_id=s.mqtt_client_id,
             batch_max=s.ingest_batch_max, batch_interval_s=s.ingest_batch_interval_ms / 1000,
             session_expiry_s=s.mqtt_session_expiry_s, shared=s.mqtt_shared_subscription,
-            queue_max=s.ingest_queue_max, limiter=device_limiter(s),
+            queue_max=s.ingest_queue_max, limiter=device_limiter(s), foreign=PlugIngest(self.engine),
         )
         self.ingest.start()
         from .commands import CommandDispatcher
 
         self.add_poller(CommandDispatcher(self.engine, self.ingest.publish))
+        ingest = self.ingest
+        self.add_poller(PlugPresence(self.engine, lambda: ingest.connected))
         from .schedules import ScheduleRunner
 
         self.add_poller(ScheduleRunner(self.engine))  # end-of-day shutdowns etc. (issue 9)

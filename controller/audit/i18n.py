@@ -22,6 +22,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "unknown_room": "trường '{school}' không có phòng '{value}' trong tệp hay trong hệ thống",
         "duplicate": "trùng với dòng {other}",
         "warranty_before_purchase": "ngày hết bảo hành trước ngày mua",
+        "plug_address": "ổ cắm '{watched_by}' cần mgmt_address là chủ đề MQTT của nó: một cấp, chỉ chữ, số, "
+                        "'_', '-', '.', ':' (ví dụ tasmota_9CF9D1), nhận được '{value}'",
+        "plug_taken": "ổ cắm '{value}' đã được gán cho thiết bị '{uid}' của trường '{school}'",
         "missing_column": "thiếu cột bắt buộc '{column}'",
         "unknown_column": "cột '{column}' không được hỗ trợ",
         "empty_file": "tệp không có dòng tiêu đề",
@@ -131,6 +134,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "unknown_room": "school '{school}' has no room '{value}' in the file or registered",
         "duplicate": "duplicates row {other}",
         "warranty_before_purchase": "warranty ends before the purchase date",
+        "plug_address": "a '{watched_by}' plug needs mgmt_address, its MQTT topic: one level of letters, digits, "
+                        "'_', '-', '.', ':' (e.g. tasmota_9CF9D1), got '{value}'",
+        "plug_taken": "plug '{value}' is already device '{uid}' of school '{school}'",
         "missing_column": "required column '{column}' is missing",
         "unknown_column": "column '{column}' is not supported",
         "empty_file": "the file has no header row",

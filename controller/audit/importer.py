@@ -13,11 +13,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
+from ..adapters.registry import PLUG_WATCHERS, valid_address
 from ..store.models import DEFAULT_TIMEZONE, DEVICE_KINDS, ROOM_KINDS, AuditLog, Device, District, Room, School
 from .tabular import Table, TableError, read_table
 from .validation import (
@@ -34,7 +35,9 @@ from .validation import (
 
 RECORDS = ("district", "school", "room", "device")
 COLUMNS = ("record", "district", "school", "room", "uid", "name", "kind", "timezone", "vendor", "model",
-           "serial", "asset_tag", "purchase_date", "warranty_end")
+           "serial", "asset_tag", "purchase_date", "warranty_end", "watched_by", "mgmt_address")
+# How an imported device is watched: nothing (manual) or a smart plug's MQTT dialect (controller.adapters).
+IMPORT_WATCHERS = ("manual", *PLUG_WATCHERS)
 REQUIRED_COLUMNS = ("record", "district", "school", "room", "uid", "name", "kind")
 
 Id = Annotated[str, AfterValidator(check_id)]
@@ -86,6 +89,17 @@ class DeviceRow(BaseModel):
     asset_tag: Text120 | None = None
     purchase_date: Day | None = None
     warranty_end: Day | None = None
+    watched_by: Annotated[str, AfterValidator(lambda v: check_choice(v, IMPORT_WATCHERS))] | None = None
+    mgmt_address: Annotated[str | None, Field(default=None, max_length=255, validate_default=True)]
+
+    @field_validator("mgmt_address")
+    @classmethod
+    def _plug_address(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """A plug needs its MQTT topic (Tasmota) or topic prefix (Shelly): one topic level, no wildcards."""
+        if info.data.get("watched_by") in PLUG_WATCHERS and (value is None or not valid_address(value)):
+            raise PydanticCustomError("plug_address", "plug_address",
+                                      {"value": value or "", "watched_by": info.data["watched_by"]})
+        return value
 
     @model_validator(mode="after")
     def _warranty_after_purchase(self) -> DeviceRow:
@@ -176,6 +190,29 @@ def check_references(session: Session, parsed: Parsed) -> list[RowError]:
             errors.append(RowError(row, "school", "unknown_school", {"value": c["school"]}))
         elif record == "device" and c.get("school") and c.get("room") and (c["school"], c["room"]) not in rooms:
             errors.append(RowError(row, "room", "unknown_room", {"value": c["room"], "school": c["school"]}))
+    return errors + plug_address_errors(session, parsed)
+
+
+def plug_address_errors(session: Session, parsed: Parsed) -> list[RowError]:
+    """One plug per (dialect, address): its messages must name one device, in the file and in the store."""
+    errors: list[RowError] = []
+    first: dict[tuple[str, str], tuple[int, tuple[str, str]]] = {}
+    for row, d in parsed.devices:
+        if d.watched_by not in PLUG_WATCHERS or not d.mgmt_address:
+            continue
+        key = (d.watched_by, d.mgmt_address)
+        if key in first:
+            errors.append(RowError(row, "mgmt_address", "duplicate", {"other": first[key][0]}))
+        else:
+            first[key] = (row, (d.school, d.uid))
+    if first:
+        taken = session.execute(select(Device.watched_by, Device.mgmt_address, Device.school_id, Device.uid).where(
+            Device.watched_by.in_(PLUG_WATCHERS), Device.mgmt_address.in_({a for _, a in first}))).all()
+        for watched_by, address, school, uid in taken:
+            row_device = first.get((watched_by, address))
+            if row_device is not None and row_device[1] != (school, uid):
+                errors.append(RowError(row_device[0], "mgmt_address", "plug_taken",
+                                       {"value": address, "school": school, "uid": uid}))
     return errors
 
 
@@ -233,7 +270,8 @@ def write(session: Session, parsed: Parsed, result: ImportResult) -> None:
         for _, r in parsed.rooms), result)
 
     room_ids = {(r.school_id, r.code): r.id for r in session.execute(room_query)}
-    fields = ("room_id", "kind", "name", "vendor", "model", "serial", "asset_tag", "purchase_date", "warranty_end")
+    fields = ("room_id", "kind", "name", "vendor", "model", "serial", "asset_tag", "purchase_date", "warranty_end",
+              "watched_by", "mgmt_address")
     existing = {(r.school_id, r.uid): {"id": r.id, **{f: getattr(r, f) for f in fields}}
                 for r in session.execute(select(Device.id, Device.school_id, Device.uid,
                                                 *(getattr(Device, f) for f in fields))
@@ -242,7 +280,8 @@ def write(session: Session, parsed: Parsed, result: ImportResult) -> None:
         ((d.school, d.uid),
          {"room_id": room_ids[(d.school, d.room)] if d.room else None, "kind": d.kind, "name": d.name,
           "vendor": d.vendor, "model": d.model, "serial": d.serial, "asset_tag": d.asset_tag,
-          "purchase_date": d.purchase_date, "warranty_end": d.warranty_end},
+          "purchase_date": d.purchase_date, "warranty_end": d.warranty_end, "watched_by": d.watched_by,
+          "mgmt_address": d.mgmt_address},
          {"school_id": d.school, "uid": d.uid, "watched_by": "manual", "lifecycle": "active",
           "is_school_uplink": False, "created_at": dt.datetime.now(dt.UTC)})
         for _, d in parsed.devices), result)

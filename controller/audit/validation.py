@@ -113,7 +113,7 @@ def _error(row: int, err: Any, fallback_column: str) -> RowError:
     kind: str = err["type"]
     value = err.get("input")
     ctx = err.get("ctx") or {}
-    if kind in ("missing", "bad_id", "choice", "timezone", "date", "warranty_before_purchase"):
+    if kind in ("missing", "bad_id", "choice", "timezone", "date", "warranty_before_purchase", "plug_address"):
         values = dict(ctx) if ctx else {}
         values.setdefault("value", value)
         return RowError(row, column, kind, values)

@@ -26,8 +26,9 @@ import queue
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
@@ -57,6 +58,16 @@ INGEST_SUFFIXES = (MessageKind.STATUS, MessageKind.HEARTBEAT, MessageKind.INVENT
 # properties. Up to that an oversized payload reaches us and is dead-lettered (counted, kept); beyond it
 # the broker does not send it at all, so a huge message never costs the controller memory.
 MAX_PACKET_BYTES = 2 * MAX_PAYLOAD_BYTES + 4096
+
+
+class ForeignTopics(Protocol):
+    """Devices that speak another MQTT dialect (``controller.adapters``): their topics are subscribed to with
+    ours, and every message outside ``classfleet/v1`` in a batch is handed to ``write`` before the batch is
+    acknowledged; it returns its counts and what to dead-letter, and raises only transient store errors."""
+
+    def subscriptions(self) -> list[str]: ...
+
+    def write(self, items: Sequence[tuple[str, bytes, dt.datetime]]) -> tuple[BatchOutcome, list[Rejected]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +110,7 @@ class IngestService:
         on_batch: Callable[[BatchOutcome], None] | None = None,
         queue_max: int = 10_000,
         limiter: DeviceRateLimiter | None = None,
+        foreign: ForeignTopics | None = None,
     ) -> None:
         self._broker = broker
         self._writer = writer
@@ -110,6 +122,7 @@ class IngestService:
         self._on_batch = on_batch
         self._queue_max = queue_max
         self._limiter = limiter
+        self._foreign = foreign
         # The broker sends at most this many unacknowledged QoS 1 messages: more than a batch.
         self.receive_maximum = min(65535, max(2 * batch_max, 100))
         self._queue: queue.SimpleQueue[_Inbound] = queue.SimpleQueue()
@@ -179,6 +192,7 @@ class IngestService:
         self._generation += 1
         options = SubscribeOptions(qos=1)
         topics = [(f"{TOPIC_ROOT}/+/+/{suffix.value}", options) for suffix in INGEST_SUFFIXES]
+        topics += [(t, options) for t in (self._foreign.subscriptions() if self._foreign else ())]
         if self._shared:
             topics = [(f"$share/{SHARED_GROUP}/{t}", o) for t, o in topics]
         client.subscribe(topics)
@@ -228,8 +242,9 @@ class IngestService:
         return batch
 
     def _commit_with_retry(self, batch: list[_Inbound]) -> None:
-        accepted, rejected = self._validate(batch)
-        outcome = self._store(accepted, rejected)
+        foreign = [(i.topic, i.payload, i.received_at) for i in batch if self._is_foreign(i)]
+        accepted, rejected = self._validate([i for i in batch if not self._is_foreign(i)] if foreign else batch)
+        outcome = self._store(accepted, rejected, foreign)
         if outcome is None:
             return  # shutting down while the store is away: the broker keeps them unacknowledged
         self._metrics.record(outcome)
@@ -241,13 +256,24 @@ class IngestService:
         if self._on_batch is not None:
             self._on_batch(outcome)
 
-    def _store(self, accepted: list[Accepted], rejected: list[Rejected]) -> BatchOutcome | None:
+    def _is_foreign(self, item: _Inbound) -> bool:
+        """A message of another dialect (a plug), for the adapters; rate-limited ones are dead-lettered here."""
+        return self._foreign is not None and not item.limited and not item.topic.startswith(TOPIC_ROOT + "/")
+
+    def _store(self, accepted: list[Accepted], rejected: list[Rejected],
+               foreign: Sequence[tuple[str, bytes, dt.datetime]] = ()) -> BatchOutcome | None:
         """Commit, retrying while the store is unreachable; a batch the store refuses is bisected."""
         delay, failing = 0.5, False
+        plugs: BatchOutcome | None = None
         while True:
             started = time.perf_counter()
             try:
+                if foreign and self._foreign is not None:  # first: storing them again on a retry is harmless
+                    plugs, refused = self._foreign.write(foreign)
+                    foreign, rejected = (), rejected + refused
                 outcome = self._writer.write(accepted, rejected)
+                if plugs is not None:
+                    outcome = outcome.merged(plugs)
             except TRANSIENT_ERRORS as exc:  # database down, locked or full: never ack, retry
                 if not failing:
                     log.error("cannot commit a batch of %d messages (%s); retrying", len(accepted) + len(rejected),
