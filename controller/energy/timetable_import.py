@@ -11,6 +11,7 @@ optional cells keep what is stored.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -109,64 +110,74 @@ class Parsed:
         self.rows: dict[tuple[Any, ...], int] = {}
 
 
+def _time_cell(value: Any) -> Any:
+    """Spreadsheets give times as time cells or "7:00"/"07:00:00" text: make them "07:00"."""
+    if isinstance(value, dt.datetime):
+        value = value.time()
+    if isinstance(value, dt.time):
+        return value.strftime("%H:%M")
+    if isinstance(value, str) and (m := re.fullmatch(r"(\d{1,2}):(\d{2})(?::00)?", value.strip())):
+        return f"{int(m[1]):02d}:{m[2]}"
+    return value
+
+
+def _days(row: int, column: str, value: Any, errors: list[RowError], *, one: bool = False) -> str | None:
+    """A list of days (``one``: a single day) as ISO digits, or None with an error."""
+    if value is None:
+        return None
+    try:
+        days = parse_days(str(value))
+    except TimetableError:
+        days = ""
+    if not days or (one and len(days) != 1):
+        errors.append(RowError(row, column, "days", {"value": value}))
+        return None
+    return days
+
+
 def parse(table: Table, progress: Progress | None = None, *, only_school: str | None = None) -> tuple[Parsed,
                                                                                                       list[RowError]]:
-    """Check every row (no store access); ``only_school`` limits the file to one school's rows."""
+    """Check every row (no store access); ``only_school`` limits the file to one school's rows. Every problem of a
+    row is reported, not only the first."""
     errors = check_columns(table, REQUIRED_COLUMNS, COLUMNS)
     parsed = Parsed()
     if errors:
         return parsed, errors
     total = len(table.rows)
-    for i, (row, cells) in enumerate(table.rows, start=1):
+    for i, (row, raw) in enumerate(table.rows, start=1):
         if progress and (i % 500 == 0 or i == total):
             progress(i, total)
-        record = str(cells.get("record") or "").lower()
+        record = str(raw.get("record") or "").lower()
         if record not in RECORDS:
             errors.append(RowError(row, "record", "missing" if not record else "choice",
-                                   {"value": cells.get("record"), "choices": ", ".join(RECORDS)}))
+                                   {"value": raw.get("record"), "choices": ", ".join(RECORDS)}))
             continue
+        cells = {k: _time_cell(v) if k in ("hours_start", "hours_end") else v for k, v in raw.items()}
+        before = len(errors)
         obj, row_errors = validate_row(MODELS[record], row, cells, record, fallback_column="name")
         errors += row_errors
-        if obj is None:
-            continue
-        school = getattr(obj, "school", None)
-        if only_school is not None:
+        bad_cells = {e.column for e in row_errors}
+        school = cells.get("school")
+        if only_school is not None and record in RECORDS:
             if school is None:
-                errors.append(RowError(row, "district" if getattr(obj, "district", None) else "school",
-                                       "shared_holiday"))
-                continue
-            if school != only_school:
+                errors.append(RowError(row, "district" if cells.get("district") else "school", "shared_holiday"))
+            elif school != only_school:
                 errors.append(RowError(row, "school", "other_school", {"value": school, "school": only_school}))
-                continue
-        before = len(errors)
-        key: tuple[Any, ...]
-        if isinstance(obj, SchoolRow):
-            key = ("school", obj.school)
-            values: dict[str, Any] = {"timezone": obj.timezone}
-            if obj.days is not None:
-                try:
-                    values["school_days"] = parse_days(obj.days)
-                except TimetableError as exc:
-                    errors.append(RowError(row, "days", exc.code, dict(exc.values)))
-            values["hours"] = _hours(row, obj.hours_start, obj.hours_end, errors)
-            if len(errors) == before:
-                parsed.schools[obj.school] = values
-        elif isinstance(obj, DayRow):
-            try:
-                days = parse_days(obj.day)
-            except TimetableError:
-                days = ""
-            day = int(days) if len(days) == 1 else 0
-            if not day:
-                errors.append(RowError(row, "day", "days", {"value": obj.day}))
-            key = ("day", obj.school, day)
-            hours = _hours(row, obj.hours_start, obj.hours_end, errors)
-            if len(errors) == before and hours is not None:
-                parsed.days[(obj.school, day)] = hours
-        else:
-            assert isinstance(obj, HolidayRow)
+        key: tuple[Any, ...] | None = None
+        if record in ("school", "day"):
+            days = None if "days" in bad_cells else _days(row, "days", cells.get("days"), errors)
+            day = None if "day" in bad_cells else _days(row, "day", cells.get("day"), errors, one=True)
+            hours = None if bad_cells & {"hours_start", "hours_end"} else _hours(
+                row, cells.get("hours_start"), cells.get("hours_end"), errors)
+            if obj is not None and len(errors) == before:
+                if isinstance(obj, SchoolRow):
+                    key = ("school", obj.school)
+                    parsed.schools[obj.school] = {"timezone": obj.timezone, "school_days": days, "hours": hours}
+                elif isinstance(obj, DayRow) and day is not None and hours is not None:
+                    key = ("day", obj.school, int(day))
+                    parsed.days[(obj.school, int(day))] = hours
+        elif isinstance(obj, HolidayRow):
             ends = obj.ends_on or obj.starts_on
-            key = ("holiday", obj.school, obj.district, obj.starts_on, obj.name)
             if obj.school and obj.district:
                 errors.append(RowError(row, "district", "holiday_scope"))
             elif ends < obj.starts_on:
@@ -174,8 +185,11 @@ def parse(table: Table, progress: Progress | None = None, *, only_school: str | 
                                        {"start": obj.starts_on.isoformat(), "end": ends.isoformat()}))
             elif (ends - obj.starts_on).days >= MAX_HOLIDAY_DAYS:
                 errors.append(RowError(row, "ends_on", "holiday_too_long", {"days": MAX_HOLIDAY_DAYS}))
-            else:
+            elif len(errors) == before:
+                key = ("holiday", obj.school, obj.district, obj.starts_on, obj.name)
                 parsed.holidays[(obj.school, obj.district, obj.starts_on, obj.name)] = ends
+        if key is None:
+            continue
         if key in parsed.rows:
             errors.append(RowError(row, "record", "duplicate", {"other": parsed.rows[key]}))
         else:
@@ -224,8 +238,8 @@ def write(session: Session, parsed: Parsed, result: ImportResult) -> None:
             setattr(school, k, v)
         if changed:
             result.updated["schools"] += 1
-        else:
-            result.unchanged += 1
+        else:  # counted in rows, like the holidays: the school's row and its weekday rows
+            result.unchanged += (school_id in parsed.schools) + sum(1 for s, _ in parsed.days if s == school_id)
     existing = {(h.school_id, h.district_id, h.starts_on, h.name): h for h in session.scalars(select(Holiday))}
     for key, ends in parsed.holidays.items():
         holiday = existing.get(key)
@@ -262,3 +276,34 @@ def import_timetable(session: Session, path: Path | str, data: bytes | None = No
                                          "school": only_school}))
     return result
 
+
+
+EXAMPLE: list[dict[str, Any]] = [
+    {"record": "school", "school": "thcs-le-loi", "timezone": "Asia/Ho_Chi_Minh", "days": "t2-t7",
+     "hours_start": "07:00", "hours_end": "17:00"},
+    {"record": "day", "school": "thcs-le-loi", "day": "t7", "hours_start": "07:00", "hours_end": "11:30"},
+    {"record": "holiday", "starts_on": "2027-02-05", "ends_on": "2027-02-13", "name": "Tết Nguyên Đán"},
+    {"record": "holiday", "district": "q1", "starts_on": "30/04/2027", "ends_on": "01/05/2027",
+     "name": "Giải phóng miền Nam và Quốc tế Lao động"},
+    {"record": "holiday", "school": "thcs-le-loi", "starts_on": "2026-11-20", "name": "Ngày Nhà giáo Việt Nam"},
+]
+
+
+def write_templates(directory: Path) -> list[Path]:
+    """docs/templates/timetable-template.{csv,xlsx}: ``python -m controller.energy.timetable_import docs/templates``."""
+    from ..audit.template_files import template_csv, template_xlsx
+
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for suffix, data in (("csv", template_csv(COLUMNS, EXAMPLE)), ("xlsx", template_xlsx(COLUMNS, EXAMPLE))):
+        path = directory / f"timetable-template.{suffix}"
+        path.write_bytes(data)
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    import sys
+
+    for written_path in write_templates(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/templates")):
+        print(written_path)
