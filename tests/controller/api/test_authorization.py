@@ -16,7 +16,16 @@ from controller.api.app import create_app
 from controller.config import Settings
 from controller.metrics import build_registry
 from controller.store import db
-from controller.store.models import Command, Device, DeviceInventory, District, Room, School
+from controller.store.models import (
+    Command,
+    CommandSchedule,
+    Device,
+    DeviceInventory,
+    District,
+    Holiday,
+    Room,
+    School,
+)
 from controller.store.polls import FaultCheck, PollResult, record_polls
 from tests.helpers import make_user
 
@@ -42,7 +51,12 @@ def _seed(engine) -> dict[str, Any]:
                                         software=[], session=1, seq=1, updated_at=T0))
             session.add(Command(id=f"cmd-{school}-0001", device_id=device.id, action="message", args={},
                                 state="pending", expires=T0 + dt.timedelta(days=365), created_at=T0))
-            ids[school] = {"device": device.id, "room": room.id}
+            holiday = Holiday(school_id=school, starts_on=dt.date(2027, 2, 5), ends_on=dt.date(2027, 2, 13),
+                              name=f"Tết {school}")
+            schedule = CommandSchedule(school_id=school, kind="pc", action="shutdown", at_time="17:30")
+            session.add_all([holiday, schedule])
+            session.flush()
+            ids[school] = {"device": device.id, "room": room.id, "holiday": holiday.id, "schedule": schedule.id}
     for school in ("a", "b"):
         record_polls(engine, [PollResult(ids[school]["device"], T0, False,
                                          faults=(FaultCheck("switch.unreachable", True),))])
@@ -83,6 +97,22 @@ def _cases(b: dict[str, Any]) -> dict[tuple[str, str], tuple[str, dict[str, Any]
         ("GET", "/api/v1/reports/availability"): (
             "/api/v1/reports/availability?school=b&start=2026-11-23T00:00:00%2B07:00&end=2026-11-30T00:00:00%2B07:00",
             None),
+        ("GET", "/api/v1/schools/{school_id}/timetable"): ("/api/v1/schools/b/timetable", None),
+        ("PUT", "/api/v1/schools/{school_id}/timetable"): ("/api/v1/schools/b/timetable", {"hours_start": "07:30"}),
+        ("POST", "/api/v1/schools/{school_id}/timetable/import"): ("/api/v1/schools/b/timetable/import", None),
+        ("GET", "/api/v1/holidays"): ("/api/v1/holidays?school=b", None),
+        ("POST", "/api/v1/holidays"): ("/api/v1/holidays", {"school": "b", "starts_on": "2027-02-05", "name": "Tết"}),
+        ("DELETE", "/api/v1/holidays/{holiday_id}"): (f"/api/v1/holidays/{b['holiday']}", None),
+        ("GET", "/api/v1/schedules"): ("/api/v1/schedules?school=b", None),
+        ("POST", "/api/v1/schedules"): ("/api/v1/schedules", {"school": "b", "kind": "pc", "action": "shutdown",
+                                                               "at_time": "17:30"}),
+        ("PATCH", "/api/v1/schedules/{schedule_id}"): (f"/api/v1/schedules/{b['schedule']}", {"enabled": False}),
+        ("DELETE", "/api/v1/schedules/{schedule_id}"): (f"/api/v1/schedules/{b['schedule']}", None),
+        ("GET", "/api/v1/reports/energy"): (
+            "/api/v1/reports/energy?school=b&start=2026-11-23T00:00:00%2B07:00&end=2026-11-30T00:00:00%2B07:00", None),
+        ("GET", "/api/v1/reports/energy/export"): (
+            "/api/v1/reports/energy/export?school=b&format=csv&start=2026-11-23T00:00:00%2B07:00"
+            "&end=2026-11-30T00:00:00%2B07:00", None),
         ("GET", "/healthz"): ("/healthz", None),
         ("GET", "/readyz"): ("/readyz", None),
         ("GET", "/metrics"): ("/metrics", None),
