@@ -4,6 +4,10 @@ One flat table (CSV or the first XLSX sheet) with a ``record`` column saying wha
 docs/import-inventory.md. Every row is validated first; a file with any error imports nothing; a clean
 file is upserted by natural keys in one transaction, so importing it again changes nothing. Blank
 optional cells never erase what is stored.
+
+Through the API and the console, ``writable`` is the importing user's schools: rows of other schools, and
+district rows for anyone not department-wide, are refused (``scope_*`` errors) before the store is read,
+so a refusal says nothing about what exists there. ``dry_run`` validates and applies, then rolls back.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from .validation import (
     check_id,
     check_timezone,
     parse_date,
+    transaction,
     validate_row,
 )
 
@@ -216,6 +221,17 @@ def plug_address_errors(session: Session, parsed: Parsed) -> list[RowError]:
     return errors
 
 
+def scope_errors(parsed: Parsed, writable: frozenset[str]) -> list[RowError]:
+    """Rows the user may not import: districts (department-wide users only) and other schools' rows."""
+    errors = []
+    for row, record, c in parsed.raw:
+        if record == "district":
+            errors.append(RowError(row, "district", "scope_district", {"value": c.get("district")}))
+        elif c.get("school") and c["school"] not in writable:
+            errors.append(RowError(row, "school", "scope_school", {"value": c["school"]}))
+    return errors
+
+
 def _merge(current: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:
     """The changed fields: blank (None) wanted values never erase stored ones."""
     return {k: v for k, v in wanted.items() if v is not None and current.get(k) != v}
@@ -230,10 +246,12 @@ def upsert(session: Session, model: Any, label: str, existing: dict[Any, dict[st
         current = existing.get(key)
         if current is None:
             inserts.append({**defaults, **{k: v for k, v in values.items() if v is not None}})
+            result.note_change(label, "create", key if isinstance(key, tuple) else (key,), {})
             continue
         changed = _merge(current, values)
         if changed:
             updates.append({**current, **changed})
+            result.note_change(label, "update", key if isinstance(key, tuple) else (key,), changed)
         else:
             result.unchanged += 1
     if inserts:
@@ -288,9 +306,11 @@ def write(session: Session, parsed: Parsed, result: ImportResult) -> None:
 
 
 def import_inventory(session: Session, path: Path | str, data: bytes | None = None, *, actor: str = "import",
-                     progress: Progress | None = None) -> ImportResult:
-    """Validate the whole file, then upsert it in one transaction; with any error nothing is written."""
-    result = ImportResult()
+                     progress: Progress | None = None, writable: frozenset[str] | None = None,
+                     dry_run: bool = False) -> ImportResult:
+    """Validate the whole file, then upsert it in one transaction; with any error nothing is written.
+    ``writable``: the schools the importing user may change (None: all); ``dry_run``: roll back at the end."""
+    result = ImportResult(dry_run=dry_run)
     try:
         table = read_table(path, data)
     except TableError as exc:
@@ -298,7 +318,10 @@ def import_inventory(session: Session, path: Path | str, data: bytes | None = No
         return result
     result.rows = len(table.rows)
     parsed, errors = parse(table, progress)
-    with session.begin():
+    if writable is not None and (refused := scope_errors(parsed, writable)):
+        result.errors = sorted(errors + refused, key=lambda e: (e.row or 0, e.column or ""))
+        return result
+    with transaction(session, dry_run):
         errors += check_references(session, parsed)
         if errors:
             result.errors = sorted(errors, key=lambda e: (e.row or 0, e.column or ""))

@@ -17,7 +17,16 @@ from sqlalchemy.orm import Session
 from ..store.models import DEVICE_KINDS, ROOM_KINDS, AuditLog, EquipmentPlan, School
 from .importer import upsert
 from .tabular import TableError, read_table
-from .validation import ImportResult, Progress, RowError, check_choice, check_columns, check_id, validate_row
+from .validation import (
+    ImportResult,
+    Progress,
+    RowError,
+    check_choice,
+    check_columns,
+    check_id,
+    transaction,
+    validate_row,
+)
 
 COLUMNS = ("school", "room_kind", "device_kind", "planned")
 
@@ -32,9 +41,11 @@ class PlanRow(BaseModel):
 
 
 def import_plan(session: Session, path: Path | str, data: bytes | None = None, *, actor: str = "import",
-                progress: Progress | None = None) -> ImportResult:
-    """Validate the whole plan file, then upsert its lines in one transaction (nothing on any error)."""
-    result = ImportResult()
+                progress: Progress | None = None, writable: frozenset[str] | None = None,
+                dry_run: bool = False) -> ImportResult:
+    """Validate the whole plan file, then upsert its lines in one transaction (nothing on any error).
+    ``writable``: the schools the importing user may change (None: all); ``dry_run``: roll back at the end."""
+    result = ImportResult(dry_run=dry_run)
     try:
         table = read_table(path, data)
     except TableError as exc:
@@ -57,7 +68,14 @@ def import_plan(session: Session, path: Path | str, data: bytes | None = None, *
                 rows.append((row, obj))
         if progress and (i % 500 == 0 or i == total):
             progress(i, total)
-    with session.begin():
+    if writable is not None:  # refused before the store is read: nothing is said about other schools
+        refused = [RowError(row, "school", "scope_school", {"value": cells.get("school")})
+                   for row, cells in table.rows
+                   if cells.get("school") and cells["school"] not in writable]
+        if refused:
+            result.errors = sorted(errors + refused, key=lambda e: (e.row or 0, e.column or ""))
+            return result
+    with transaction(session, dry_run):
         schools = set(session.scalars(select(School.id).where(School.id.in_({r.school for _, r in rows}))))
         errors += [RowError(row, "school", "unknown_school", {"value": r.school})
                    for row, r in rows if r.school not in schools]

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticCustomError
+from sqlalchemy.orm import Session
 
 from .i18n import tr
 from .tabular import Table
@@ -18,6 +20,8 @@ from .tabular import Table
 ID_RE = re.compile(r"^[a-z0-9_-]{1,64}$")  # the wire contract's ids: they become MQTT topic levels
 DMY_RE = re.compile(r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})$")
 Progress = Callable[[int, int], None]
+MAX_CHANGES = 1000  # changes listed in a result (a preview shows what a file would do; counts stay exact)
+SCOPE_CODES = ("scope_school", "scope_district")
 
 
 @dataclass(frozen=True)
@@ -46,11 +50,24 @@ class ImportResult:
     updated: dict[str, int] = field(default_factory=dict)
     unchanged: int = 0
     errors: list[RowError] = field(default_factory=list)
+    dry_run: bool = False  # validated and applied, then rolled back: what importing would do
+    changes: list[dict[str, Any]] = field(default_factory=list)  # the first MAX_CHANGES creations/updates
 
     @property
     def ok(self) -> bool:
-        """True when the file was imported (no errors)."""
+        """True when the file was (or, in a dry run, would be) imported: no errors."""
         return not self.errors
+
+    @property
+    def refused(self) -> bool:
+        """True when rows name schools (or districts) the importing user may not change."""
+        return any(e.code in SCOPE_CODES for e in self.errors)
+
+    def note_change(self, entity: str, action: str, key: tuple[Any, ...], fields: dict[str, Any]) -> None:
+        """Remember one creation or update for the preview (bounded)."""
+        if len(self.changes) < MAX_CHANGES:
+            self.changes.append({"entity": entity, "action": action, "key": "/".join(str(k) for k in key),
+                                 "fields": {k: _show(v) for k, v in fields.items()}})
 
     @property
     def changed(self) -> int:
@@ -61,15 +78,38 @@ class ImportResult:
         """One line for the user."""
         if self.errors:
             return tr(lang, "import.errors", count=len(self.errors))
-        return tr(lang, "import.done", rows=self.rows, created=sum(self.created.values()),
-                  updated=sum(self.updated.values()), unchanged=self.unchanged)
+        return tr(lang, "import.preview" if self.dry_run else "import.done", rows=self.rows,
+                  created=sum(self.created.values()), updated=sum(self.updated.values()), unchanged=self.unchanged)
 
     def as_dict(self, lang: str = "vi") -> dict[str, Any]:
         """JSON-friendly form (API, CLI --json)."""
-        return {"ok": self.ok, "rows": self.rows, "created": self.created, "updated": self.updated,
-                "unchanged": self.unchanged, "summary": self.summary(lang),
+        return {"ok": self.ok, "dry_run": self.dry_run, "rows": self.rows, "created": self.created,
+                "updated": self.updated, "unchanged": self.unchanged, "summary": self.summary(lang),
                 "errors": [{"row": e.row, "column": e.column, "code": e.code, "message": e.text(lang)}
-                           for e in self.errors]}
+                           for e in self.errors],
+                "changes": self.changes}
+
+
+def _show(value: Any) -> Any:
+    """A changed value as JSON and a page show it (dates as ISO text)."""
+    return value.isoformat() if isinstance(value, dt.date) else value
+
+
+class _RollBack(Exception):
+    """Ends a dry run's transaction."""
+
+
+@contextlib.contextmanager
+def transaction(session: Session, dry_run: bool) -> Iterator[None]:
+    """One transaction for an import: committed, or in a dry run rolled back once the body has run (so a
+    preview runs exactly the statements the import would, and leaves nothing behind)."""
+    try:
+        with session.begin():
+            yield
+            if dry_run:
+                raise _RollBack
+    except _RollBack:
+        pass
 
 
 # --- field validators used by the row models (raise coded errors the texts know) ---

@@ -94,6 +94,8 @@ def _cases(b: dict[str, Any]) -> dict[tuple[str, str], tuple[str, dict[str, Any]
             "school": "b", "channel": "webhook", "target": "http://127.0.0.1:9/x"}),
         ("GET", "/api/v1/audit"): ("/api/v1/audit?school=b", None),
         ("GET", "/api/v1/audit/export"): ("/api/v1/audit/export?school=b&format=csv", None),
+        ("POST", "/api/v1/imports/{kind}"): ("/api/v1/imports/inventory", {"__file__": (
+            "inventory.csv", b"record,district,school,room,uid,name,kind\nroom,,b,lab-2,,Lab 2,computer_lab\n")}),
         ("GET", "/api/v1/reports/availability"): (
             "/api/v1/reports/availability?school=b&start=2026-11-23T00:00:00%2B07:00&end=2026-11-30T00:00:00%2B07:00",
             None),
@@ -135,6 +137,8 @@ def world(db_url, tmp_path):
 
 
 def _call(client: TestClient, method: str, url: str, body: Any, headers: dict[str, str] | None = None):
+    if isinstance(body, dict) and "__file__" in body:  # an upload (multipart), e.g. the imports
+        return client.request(method, url, files={"file": body["__file__"]}, headers=headers or {})
     return client.request(method, url, json=body if method != "GET" else None, headers=headers or {})
 
 
