@@ -35,6 +35,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "nav.incidents": "Sự cố",
         "nav.log": "Nhật ký thao tác",
         "nav.audit": "Kiểm kê thiết bị",
+        "nav.availability": "Mức hoạt động",
+        "nav.import": "Nhập dữ liệu",
+        "imp.flash": "{summary}",
         "nav.energy": "Điện ngoài giờ học",
         "energy.title": "Thiết bị bật ngoài giờ học",
         "energy.intro": ("Thiết bị (máy tính, bảng tương tác, máy chiếu, điều hòa) còn bật ngoài giờ học theo thời "
@@ -321,6 +324,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "nav.incidents": "Incidents",
         "nav.log": "Activity log",
         "nav.audit": "Equipment audit",
+        "nav.availability": "Availability",
+        "nav.import": "Import",
+        "imp.flash": "{summary}",
         "nav.energy": "After-hours energy",
         "energy.title": "Devices on outside school hours",
         "energy.intro": ("Devices (PCs, smart boards, projectors, air conditioners) left on outside the school's "
