@@ -97,3 +97,40 @@ def test_availability_api_is_scoped_and_validated(sqlite_url, tmp_path):
     assert client.get("/api/v1/reports/availability", params={"start": "2026-11-30T00:00:00+07:00",
                                                                "end": "2026-11-23T00:00:00+07:00"}).status_code == 422
     engine.dispose()
+
+
+def test_availability_console_page_with_a_chosen_period(sqlite_url, tmp_path):
+    engine = db.make_engine(sqlite_url)
+    ids = _seed(engine)
+    week_end = MONDAY + dt.timedelta(days=7)
+    tue = MONDAY + dt.timedelta(days=1)
+    rows = _heartbeats(ids["pc-1"], MONDAY - dt.timedelta(hours=1), week_end)
+    rows += _heartbeats(ids["pc-2"], MONDAY - dt.timedelta(hours=1), tue + dt.timedelta(hours=6))
+    rows += _heartbeats(ids["pc-2"], tue + dt.timedelta(hours=9), week_end)
+    with engine.begin() as conn:
+        conn.execute(insert(Observation), rows)
+    registry, _ = build_registry(engine, 180)
+    now = dt.datetime(2026, 12, 2, 3, 0, tzinfo=dt.UTC)  # Wednesday 10:00 in Vietnam, the week after
+    client = TestClient(create_app(Settings(data_dir=tmp_path, auth=False), engine, registry, clock=lambda: now))
+    # the week as dates (end inclusive), in English
+    page = client.get("/console/availability", params={"start": "2026-11-23", "end": "2026-11-29", "lang": "en"})
+    assert page.status_code == 200
+    assert "From 2026-11-23 to the end of 2026-11-29" in page.text
+    lab = page.text.split('data-room-kind="computer_lab"')[1].split("</tr>")[0]
+    assert "<td class=\"n\">2</td>" in lab and "50.0" in lab and "98.0 %" in lab  # (100 % + 48/50) / 2
+    board = page.text.split('data-room-kind="smart_l2"')[1].split("</tr>")[0]
+    assert "0.0 %" in board
+    # the school line: 3 devices, (1 + 0.96 + 0) / 3 = 65.3 %, linking to the school and its incidents
+    assert 'href="/console/schools/s1"' in page.text and "65.3 %" in page.text
+    assert "/console/incidents?school=s1" in page.text
+    json_link = "/api/v1/reports/availability?start=2026-11-23T00%3A00%3A00%2B07%3A00&amp;end=2026-11-30T00%3A00"
+    assert json_link in page.text
+    # a preset: last week (as seen on Wednesday 2 December) is the same week, in Vietnamese
+    last_week = client.get("/console/availability", params={"preset": "last_week", "lang": "vi"})
+    assert "Từ 2026-11-23 đến hết 2026-11-29" in last_week.text and "98,0 %" in last_week.text
+    default = client.get("/console/availability")  # this week so far: Monday 30 November to today
+    assert "2026-11-30" in default.text and "2026-12-02" in default.text
+    bad = client.get("/console/availability", params={"start": "2026-11-29", "end": "2026-11-23"})
+    assert bad.status_code == 200 and "không hợp lệ" in bad.text and 'id="availability"' not in bad.text
+    assert client.get("/console/availability", params={"preset": "yesterday"}).status_code == 422
+    engine.dispose()
