@@ -4,6 +4,8 @@ and maintenance windows. Every change is written to the audit log."""
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
+from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -103,6 +105,22 @@ def remove_maintenance_window(session: Session, window_id: int, actor: str,
                          detail={"window_id": window.id, "starts_at": window.starts_at.isoformat(),
                                  "ends_at": window.ends_at.isoformat(), "reason": window.reason}))
     return window
+
+
+def opened_in_maintenance(session: Session, incidents: Sequence[Incident]) -> set[int]:
+    """The incidents opened inside a maintenance window of their school: recorded, never notified, and shown
+    as such. Judged by when the incident opened, not when the notifier looks, so a burst just before a window
+    is still sent and one at its very end is not."""
+    if not incidents:
+        return set()
+    first, last = min(i.opened_at for i in incidents), max(i.opened_at for i in incidents)
+    windows: dict[str, list[tuple[dt.datetime, dt.datetime]]] = defaultdict(list)
+    for school_id, starts, ends in session.execute(
+            select(MaintenanceWindow.school_id, MaintenanceWindow.starts_at, MaintenanceWindow.ends_at)
+            .where(MaintenanceWindow.school_id.in_({i.school_id for i in incidents}),
+                   MaintenanceWindow.starts_at <= last, MaintenanceWindow.ends_at > first)):
+        windows[school_id].append((starts, ends))
+    return {i.id for i in incidents if any(s <= i.opened_at < e for s, e in windows.get(i.school_id, ()))}
 
 
 def schools_in_maintenance(session: Session, now: dt.datetime) -> set[str]:

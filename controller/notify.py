@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from classfleet_wire import lookup
 from classfleet_wire.faults import SEVERITY_ORDER
 
-from .incidents import schools_in_maintenance
+from .incidents import opened_in_maintenance
 from .periodic import PeriodicTask
 from .store.models import Device, Incident, NotificationRoute, School
 
@@ -138,7 +138,6 @@ class Notifier(PeriodicTask):
         """One round; returns how many incidents were marked notified."""
         now = self._clock()
         with Session(self._engine) as session, session.begin():
-            quiet = schools_in_maintenance(session, now)
             rows = session.execute(
                 select(Incident, Device.uid, School.name).join(Device, Device.id == Incident.device_id)
                 .join(School, School.id == Incident.school_id)
@@ -148,11 +147,12 @@ class Notifier(PeriodicTask):
             ).all()
             if not rows:
                 return 0
+            quiet = opened_in_maintenance(session, [incident for incident, _, _ in rows])
             routes = session.scalars(select(NotificationRoute).where(NotificationRoute.enabled.is_(True))).all()
             done: list[int] = []
             by_school: dict[str, list[Any]] = defaultdict(list)
             for incident, uid, school_name in rows:
-                if incident.school_id in quiet:
+                if incident.id in quiet:
                     done.append(incident.id)  # recorded, never notified
                 else:
                     by_school[incident.school_id].append((incident, uid, school_name))

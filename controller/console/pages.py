@@ -20,6 +20,7 @@ from classfleet_wire import lookup
 
 from ..api.deps import NowDep, SessionDep, SettingsDep, check_read
 from ..commands import ACTIONS
+from ..incidents import opened_in_maintenance as in_maintenance
 from ..store import queries
 from ..store.models import (
     COMMAND_STATES,
@@ -57,21 +58,6 @@ def sparkline(values: list[float]) -> str:
     step = SPARK_W / max(len(values) - 1, 1)
     return " ".join(f"{i * step:.1f},{SPARK_H - min(max(v, 0.0), 100.0) / 100 * (SPARK_H - 2) - 1:.1f}"
                     for i, v in enumerate(values))
-
-
-def in_maintenance(session: Session, incidents: Sequence[Incident]) -> set[int]:
-    """The incidents opened inside a maintenance window of their school (recorded, not notified)."""
-    if not incidents:
-        return set()
-    schools = {i.school_id for i in incidents}
-    first, last = min(i.opened_at for i in incidents), max(i.opened_at for i in incidents)
-    windows: dict[str, list[tuple[dt.datetime, dt.datetime]]] = defaultdict(list)
-    for school_id, starts, ends in session.execute(
-            select(MaintenanceWindow.school_id, MaintenanceWindow.starts_at, MaintenanceWindow.ends_at)
-            .where(MaintenanceWindow.school_id.in_(schools), MaintenanceWindow.starts_at <= last,
-                   MaintenanceWindow.ends_at > first)):
-        windows[school_id].append((starts, ends))
-    return {i.id for i in incidents if any(s <= i.opened_at < e for s, e in windows.get(i.school_id, ()))}
 
 
 def _fault_rows(session: Session, incidents: list[Incident], lang: str) -> list[dict[str, Any]]:
