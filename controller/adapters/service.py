@@ -5,7 +5,14 @@ after the batch was received, before it is acknowledged). Each message is decode
 matched to the registered plug by (``watched_by``, ``mgmt_address``), and stored as a poll result
 (``store.polls``): one history row of kind ``poll`` with ``{"reachable", "power_on", "power_w",
 "energy_kwh_total"}`` (known keys only), the device's online state, and the ``aircon.offline`` incident, raised
-by the Last Will and resolved by the next sign of life. A payload that breaks the dialect, or a topic no
+by the Last Will and resolved by the next sign of life.
+
+A plug reports piecemeal (Tasmota: the relay in ``STATE``, the meter in ``SENSOR``; Shelly: only what changed),
+but a poll row is a snapshot, read on its own until the next one (the energy report's rule). So each row is the
+plug's previous row overlaid with what this message says, as Shelly's documentation says to apply its
+``NotifyStatus``: the relay state and the energy counter carry over; the power reading does not survive a
+change of the relay (unknown until measured again); a Last Will row has no figures, and the figures start
+again from what the plug says once it is back. A payload that breaks the dialect, or a topic no
 registered plug has, comes back as a dead letter with its reason.
 
 ``PlugPresence``: a plug reports only on change and every few minutes (Tasmota's TelePeriod is 300 s by
@@ -19,12 +26,13 @@ import datetime as dt
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from sqlalchemy import Engine, select, update
 
 from ..ingest.service import TRANSIENT_ERRORS
 from ..periodic import PeriodicTask
-from ..store.models import Device, DeviceState
+from ..store.models import Device, DeviceState, Observation
 from ..store.polls import FaultCheck, PollResult, record_polls
 from ..store.writer import BatchOutcome, Rejected
 from . import registry
@@ -33,6 +41,7 @@ from .base import AdapterError, Reading
 log = logging.getLogger(__name__)
 
 OFFLINE_CODE = "aircon.offline"
+FIGURES = ("power_on", "power_w", "energy_kwh_total")
 ForeignMessage = tuple[str, bytes, dt.datetime]  # topic, payload, received at
 
 
@@ -75,6 +84,7 @@ class PlugIngest:
         plugs = self._plugs({(dialect, address) for dialect, address, *_ in decoded})
         results: list[tuple[PollResult, ForeignMessage]] = []
         last_ms: dict[int, int] = {}
+        known = self._latest(set(plugs.values()))
         for dialect, address, reading, topic, payload, received_at in decoded:
             device_id = plugs.get((dialect, address))
             if device_id is None:
@@ -88,10 +98,23 @@ class PlugIngest:
             at = dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
             check = FaultCheck(OFFLINE_CODE, not reading.reachable, detail={} if reading.reachable else
                                {"dialect": dialect, "address": address})
-            results.append((PollResult(device_id, at, reading.reachable, reading.figures(), faults=(check,)),
+            known[device_id] = figures = overlay(known.get(device_id), reading)
+            results.append((PollResult(device_id, at, reading.reachable, figures, faults=(check,)),
                             (topic, payload, received_at)))
         rejected += self._record(results)
         return outcome, rejected
+
+    def _latest(self, device_ids: set[int]) -> dict[int, dict[str, Any]]:
+        """Each plug's last stored figures (empty after a Last Will), to overlay this batch's messages on."""
+        out: dict[int, dict[str, Any]] = {}
+        with self._engine.connect() as conn:
+            for device_id in device_ids:
+                data = conn.scalar(select(Observation.data).where(Observation.device_id == device_id,
+                                                                  Observation.kind == "poll")
+                                   .order_by(Observation.ts.desc()).limit(1))
+                if data and data.get("reachable") is True:
+                    out[device_id] = {k: data[k] for k in FIGURES if k in data}
+        return out
 
     def _plugs(self, wanted: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
         """Registered plugs by (dialect, address); with two devices on one address the oldest wins (logged)."""
@@ -138,6 +161,17 @@ class PlugIngest:
                 log.warning("store refused readings of plug device %d: %s", device_id, reason)
                 refused += [Rejected(t, "store_rejected", reason, p, at) for _, (t, p, at) in items]
         return refused
+
+
+def overlay(previous: dict[str, Any] | None, reading: Reading) -> dict[str, Any]:
+    """The plug's figures after this message: the previous ones, updated by what it says (see the module)."""
+    if not reading.reachable:
+        return {}
+    figures = dict(previous or {})
+    if reading.power_on is not None and reading.power_on != figures.get("power_on") and reading.power_w is None:
+        figures.pop("power_w", None)  # measured before the relay changed: no longer true
+    figures.update(reading.figures())
+    return figures
 
 
 class PlugPresence(PeriodicTask):

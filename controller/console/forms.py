@@ -174,6 +174,8 @@ def _create(session: Session, order: _Order, action: str, args: dict[str, Any], 
     except CommandError as exc:
         if "no agent-managed device" in str(exc):
             raise _FormError("send.no_target") from None
+        if "no smart-plug device" in str(exc):
+            raise _FormError("send.no_plug") from None
         raise _FormError("send.bad", reason=str(exc)) from None
     except ValueError as exc:
         raise _FormError("send.bad", reason=str(exc)) from None

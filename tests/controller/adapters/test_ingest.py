@@ -80,13 +80,15 @@ def test_tasmota_sequence_on_off_power_energy_and_last_will(plugs, broker, tmp_p
         (f"tele/{t}/SENSOR", json.dumps(sensor_off)),
     ])
     wait_for(lambda: len(_history(engine, device)) == 6, what="six plug readings stored")
+    # Each row is a snapshot: the plug's last state overlaid with what the message says (the power reading
+    # does not outlive a change of the relay; the energy counter does).
     assert _history(engine, device) == [
         {"reachable": True},
         {"reachable": True, "power_on": True},
-        {"reachable": True, "power_w": 850.0, "energy_kwh_total": 12.345},
-        {"reachable": True, "power_on": False},
-        {"reachable": True, "power_on": False},
-        {"reachable": True, "power_w": 0.0, "energy_kwh_total": 15.745},
+        {"reachable": True, "power_on": True, "power_w": 850.0, "energy_kwh_total": 12.345},
+        {"reachable": True, "power_on": False, "energy_kwh_total": 12.345},
+        {"reachable": True, "power_on": False, "energy_kwh_total": 12.345},
+        {"reachable": True, "power_on": False, "power_w": 0.0, "energy_kwh_total": 15.745},
     ]
     assert metrics.messages.labels("tasmota")._value.get() == 6
     client, auth = _api(engine, tmp_path)
@@ -104,6 +106,7 @@ def test_tasmota_sequence_on_off_power_energy_and_last_will(plugs, broker, tmp_p
     back = _plug_client(broker.port, (f"tele/{t}/LWT", "Offline"), "tasmota")
     publish_all(back, [(f"tele/{t}/LWT", "Online")], retain=True)
     wait_for(lambda: not _open_codes(engine, device), what="aircon.offline resolved when the plug is back")
+    assert _history(engine, device)[-2:] == [{"reachable": False}, {"reachable": True}]  # nothing stale carried
     assert client.get(f"/api/v1/devices/{device}", headers=auth).json()["health"] == "ok"
     back.disconnect()
     back.loop_stop()
@@ -135,8 +138,8 @@ def test_shelly_sequence_on_off_power_energy_and_last_will(plugs, broker, tmp_pa
     assert history[:4] == [
         {"reachable": True},
         {"reachable": True, "power_on": True, "power_w": 912.4, "energy_kwh_total": pytest.approx(20.123456)},
-        {"reachable": True, "power_on": False},
-        {"reachable": True, "power_w": 0.0},
+        {"reachable": True, "power_on": False, "energy_kwh_total": pytest.approx(20.123456)},
+        {"reachable": True, "power_on": False, "power_w": 0.0, "energy_kwh_total": pytest.approx(20.123456)},
     ]
     assert history[4] == {"reachable": True, "power_on": False, "power_w": 0.0, "energy_kwh_total": 20.14}
     assert metrics.messages.labels("shelly")._value.get() == 5
