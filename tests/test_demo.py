@@ -1,4 +1,5 @@
-"""From the command a newcomer runs: ``classfleet demo`` shows a live fleet in the API within 30 s."""
+"""From the command a newcomer runs: ``classfleet demo`` shows a live fleet in the API within 30 s, its
+simulated switches polled over SNMP, an equipment plan for the audit, and leaves nothing running."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from controller.broker import free_port
+from tests.helpers import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -51,6 +54,25 @@ def test_demo_brings_up_a_live_fleet(tmp_path):
               for s in f.samples]
         assert len(up) >= 200, f"{len(up)} device_up series"
         assert sum(s.value for s in up) >= 150, f"only {sum(s.value for s in up)} devices up"
+
+        def switches_polled() -> dict | None:
+            found = httpx.get(f"{base}/api/v1/devices", params={"kind": "switch"}, timeout=5).json()
+            return found if found["total"] == 2 and all(d["last_seen"] for d in found["items"]) else None
+
+        wait_for(switches_polled, timeout=30, interval=0.5, what="both demo switches polled over SNMP")
+
+        def switch_metrics() -> dict | None:  # /metrics is rendered at most every 15 s
+            families = {f.name: f for f in text_string_to_metric_families(httpx.get(f"{base}/metrics").text)}
+            devices = {s.labels["device"] for s in families["classfleet_switch_ports"].samples}
+            return families if devices == {"sw-core", "sw-access-1"} else None
+
+        families = wait_for(switch_metrics, timeout=40, interval=1, what="switch port metrics")
+        ports = {(s.labels["device"], s.labels["status"]): s.value for s in families["classfleet_switch_ports"].samples}
+        assert ports[("sw-access-1", "up")] >= 10 and ports[("sw-core", "up")] >= 3, ports
+        uplinks = {s.labels["device"]: s.value for s in families["classfleet_switch_uplink_up"].samples}
+        assert uplinks == {"sw-core": 1.0, "sw-access-1": 1.0}
+        planned = {s.labels["device_kind"] for s in families["classfleet_devices_planned"].samples}
+        assert {"pc", "laptop", "switch", "camera", "air_conditioner"} <= planned
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -59,4 +81,7 @@ def test_demo_brings_up_a_live_fleet(tmp_path):
             proc.kill()
             out, _ = proc.communicate()
     assert proc.returncode == 0, out.decode()[-2000:]
-    assert f"{base}/api/v1/devices?limit=500" in out.decode()
+    assert f"{base}/api/v1/devices?limit=500" in out.decode() and "2 SNMP switches" in out.decode()
+    snmpsim = int((tmp_path / "demo" / "switches" / "snmpsim.pid").read_text())
+    wait_for(lambda: not Path(f"/proc/{snmpsim}").exists() or "Z" in Path(f"/proc/{snmpsim}/stat").read_text()
+             .split(")")[-1].split()[:1], timeout=10, what="snmpsim stopped with the demo")
