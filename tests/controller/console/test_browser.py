@@ -1,12 +1,15 @@
 """The console in a real browser (Playwright driving Debian's Chromium) against a real controller, broker and
-agent: log in, switch to Vietnamese, acknowledge an incident, send a message and watch it go pending → done."""
+agents: log in, switch to Vietnamese, acknowledge an incident, send a message and watch it go pending → done,
+then schedule a message to a whole room a few seconds ahead (school time) and watch it wait, then go done."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import threading
 from collections.abc import Iterator
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -75,7 +78,8 @@ def test_a_technician_works_the_console_in_a_browser(browser, sqlite_url, broker
         registry, _ = build_registry(engine, 180)
         app = create_app(Settings(data_dir=tmp_path), engine, registry)
         with Session(engine, expire_on_commit=False) as session, session.begin():
-            session.get(DeviceState, ids["a"]["pc1"]).online = False  # away until its agent starts below
+            for pc in ("pc1", "pc2"):
+                session.get(DeviceState, ids["a"][pc]).online = False  # away until their agents start below
         with serve_app(app) as base:
             page = browser.new_page(locale="en-US")
             page.set_default_timeout(15_000)
@@ -118,10 +122,11 @@ def test_a_technician_works_the_console_in_a_browser(browser, sqlite_url, broker
             assert first.locator("td[data-state]").get_attribute("data-state") == "pending"
             assert first.locator("td[data-state]").inner_text() == "Đang chờ"
 
-            # The agent (dry run) comes online; the dispatcher sends the command; the page shows it done.
+            # The agents (dry run) come online; the dispatcher sends the command; the page shows it done.
             dispatcher = CommandDispatcher(engine, ingest.publish, interval_s=0.2)
-            with _AgentThread("a", "pc-a1", broker.port):
-                wait_for(lambda: _online(engine, ids["a"]["pc1"]), timeout=20, what="the agent online")
+            with _AgentThread("a", "pc-a1", broker.port), _AgentThread("a", "pc-a2", broker.port):
+                for pc in ("pc1", "pc2"):
+                    wait_for(lambda pc=pc: _online(engine, ids["a"][pc]), timeout=20, what=f"agent {pc} online")
                 dispatcher.start()
                 try:
                     def done() -> bool:
@@ -130,13 +135,58 @@ def test_a_technician_works_the_console_in_a_browser(browser, sqlite_url, broker
                             "td[data-state]").get_attribute("data-state") == "done"
 
                     wait_for(done, timeout=30, interval=0.5, what="the command done on the page")
+                    assert page.locator("#commands tbody tr").first.locator(
+                        "td[data-state]").inner_text() == "Hoàn thành"
+                    with Session(engine) as session:
+                        command = session.scalar(select(Command).where(Command.created_by == "tech-a"))
+                        assert command.state == "done" and command.args == {"text": "Giờ học kết thúc, hãy lưu bài"}
+                    _schedule_for_the_room(page, base, engine, ids["a"]["room"])
                 finally:
                     dispatcher.stop()
-            assert page.locator("#commands tbody tr").first.locator("td[data-state]").inner_text() == "Hoàn thành"
-            with Session(engine) as session:
-                command = session.scalar(select(Command).where(Command.created_by == "tech-a"))
-                assert command.state == "done" and command.args == {"text": "Giờ học kết thúc, hãy lưu bài"}
             page.close()
+
+
+SCHEDULE_AHEAD_S = 8
+
+
+def _schedule_for_the_room(page: Any, base: str, engine: Any, room_id: int) -> None:
+    """From the room page: a message to every device of the room, a few seconds ahead in the school's time;
+    it waits pending while the agents are online, then goes out and comes back done."""
+    page.goto(f"{base}/console/rooms/{room_id}")
+    assert page.is_checked(f"input[name=scope][value='room:{room_id}']")  # the room is the first choice here
+    page.select_option("#action", "message")
+    page.fill("#text", "Giờ ra chơi sắp hết")
+    not_before = dt.datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).replace(microsecond=0) + dt.timedelta(
+        seconds=SCHEDULE_AHEAD_S)
+    page.fill("#not_before", not_before.strftime("%Y-%m-%dT%H:%M:%S"))
+    page.click("#send-command button[type=submit]")
+    assert page.inner_text("h1") == "Xác nhận gửi lệnh"
+    assert "tới 2 thiết bị của phòng Phòng máy A" in page.inner_text("#question")
+    assert page.inner_text("#schedule").startswith(f"Gửi lúc {not_before:%H:%M}")
+    page.click("#confirm")
+    page.wait_for_selector(".flash")
+    assert page.inner_text(".flash").startswith("Đã hẹn 2 lệnh, gửi lúc")
+    with Session(engine) as session:
+        scheduled = session.scalars(select(Command).where(Command.args["text"].as_string() == "Giờ ra chơi sắp hết")
+                                    ).all()
+    assert len(scheduled) == 2 and all(c.not_before == not_before for c in scheduled)
+    cells = [page.locator(f"#command-{c.id} td[data-state]") for c in scheduled]
+    assert [cell.get_attribute("data-state") for cell in cells] == ["pending", "pending"]
+    # The agents are online and the dispatcher runs, yet nothing goes out before its time.
+    if dt.datetime.now(dt.UTC) < not_before - dt.timedelta(seconds=2):
+        page.wait_for_timeout(1000)
+        with Session(engine) as session:
+            assert {session.get(Command, c.id).state for c in scheduled} == {"pending"}
+
+    def all_done() -> bool:
+        page.reload()
+        return [cell.get_attribute("data-state") for cell in cells] == ["done", "done"]
+
+    wait_for(all_done, timeout=SCHEDULE_AHEAD_S + 30, interval=0.5, what="the room's scheduled commands done")
+    assert page.locator(f"#command-{scheduled[0].id} td.steps span.now").inner_text() == "Hoàn thành"
+    with Session(engine) as session:
+        for c in scheduled:
+            assert session.get(Command, c.id).updated_at >= not_before  # sent (and answered) only when due
 
 
 def _online(engine: Any, device_id: int) -> bool:
