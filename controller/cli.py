@@ -305,6 +305,24 @@ def device_revoke(school: str, device: str) -> None:
     console.print(f"revoked {school}/{device}")
 
 
+@device_app.command("plug-credential")
+def device_plug_credential(school: str, device: str) -> None:
+    """A new MQTT login for a registered smart plug (Tasmota, Shelly): printed once; then run 'broker acl'."""
+    from sqlalchemy.orm import Session
+
+    from .broker_acl import PlugCredentialError, issue_plug_credential
+    from .store import db
+
+    settings = _settings()
+    with Session(db.make_engine(settings.effective_database_url)) as session, session.begin():
+        try:
+            username, password = issue_plug_credential(session, school, device)
+        except PlugCredentialError as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from None
+    typer.echo(f"user: {username}\npassword: {password}")
+
+
 broker_app = typer.Typer(help="The production broker's access control.", no_args_is_help=True)
 app.add_typer(broker_app, name="broker")
 

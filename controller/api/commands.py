@@ -27,7 +27,8 @@ class CommandCreate(BaseModel):
     room_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     school: str | None = Field(default=None, pattern=r"^[a-z0-9_-]{1,64}$")
     kind: str | None = Field(default=None, max_length=32)
-    action: str = Field(description=f"one of {', '.join(ACTIONS)}")
+    action: str = Field(description=f"one of {', '.join(ACTIONS)}; power_off and power_on go to smart plugs "
+                                    "(air conditioners), the others to agent-managed devices")
     args: dict[str, Any] = Field(default_factory=dict)
     not_before: dt.datetime | None = Field(default=None, description="wait until then (e.g. 17:30 today)")
     expires_in_s: int = Field(default=3600, ge=10, le=30 * 86400)

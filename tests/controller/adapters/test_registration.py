@@ -76,3 +76,27 @@ def test_plugs_are_registered_by_import(db_url):
     engine.dispose()
 
 
+
+
+def test_a_plug_gets_its_mqtt_login_from_the_cli(sqlite_url, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from controller.cli import app
+    from controller.enrolment import verify_password
+    from controller.store.models import DeviceCredential
+
+    from .conftest import seed_plugs
+
+    engine = db.make_engine(sqlite_url)
+    ids = seed_plugs(engine)
+    monkeypatch.setenv("CLASSFLEET_DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("CLASSFLEET_DATA_DIR", str(tmp_path))
+    out = CliRunner().invoke(app, ["device", "plug-credential", "s1", "ac-p201-1"])
+    assert out.exit_code == 0, out.output
+    user, password = (line.split(": ", 1)[1] for line in out.output.strip().splitlines())
+    assert user == "s1.ac-p201-1"
+    with Session(engine) as session:
+        assert verify_password(password, session.get(DeviceCredential, ids["ac-p201-1"]).password_hash)
+    refused = CliRunner().invoke(app, ["device", "plug-credential", "s1", "nothing"])
+    assert refused.exit_code == 2 and "no device 'nothing'" in refused.output
+    engine.dispose()
