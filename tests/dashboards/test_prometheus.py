@@ -20,7 +20,7 @@ from classfleet_wire import decode
 from controller.api.app import create_app
 from controller.broker import free_port
 from controller.config import Settings
-from controller.metrics import build_registry
+from controller.metrics import build_registry, poll_metrics
 from controller.store import db
 from controller.store.models import Device, District, EquipmentPlan, Room, School
 from controller.store.polls import ComponentStatus, FaultCheck, PollResult, record_polls
@@ -68,6 +68,15 @@ def _seed(engine) -> None:
     ])
 
 
+def _seed_polls(registry) -> None:
+    """What a poller's rounds leave in the registry (the pollers themselves run in the demo's test)."""
+    polls = poll_metrics(registry)
+    polls.declare("onvif")
+    polls.round_seconds.labels("onvif").observe(0.4)
+    polls.rounds.labels("onvif").inc()
+    polls.check_seconds.labels("onvif").observe(0.05)
+
+
 def _expressions() -> list[tuple[str, str, bool]]:
     """(where, PromQL, must return data) for every dashboard target and alert rule."""
     out = []
@@ -91,6 +100,7 @@ def test_promtool_accepts_the_exposition_and_the_rules(sqlite_url, tmp_path):
     engine = db.make_engine(sqlite_url)
     _seed(engine)
     registry, _ = build_registry(engine, 180)
+    _seed_polls(registry)
     with serve_app(create_app(Settings(data_dir=tmp_path, metrics_token="s3cret"), engine, registry)) as url:
         text = httpx.get(f"{url}/metrics", headers={"Authorization": "Bearer s3cret"}).text
     checked = subprocess.run([_binary("promtool"), "check", "metrics"], input=text, capture_output=True, text=True,
@@ -106,6 +116,7 @@ def test_every_dashboard_query_returns_data_in_a_real_prometheus(sqlite_url, tmp
     engine = db.make_engine(sqlite_url)
     _seed(engine)
     registry, _ = build_registry(engine, 180)
+    _seed_polls(registry)
     with serve_app(create_app(Settings(data_dir=tmp_path, metrics_token="s3cret"), engine, registry)) as url:
         token_file = tmp_path / "token"
         token_file.write_text("s3cret")
