@@ -304,6 +304,7 @@ DIE_WITH_PARENT = ("import ctypes, os, signal, sys\n"
 
 
 def _free_udp_port() -> int:
+    """A loopback UDP port nothing is bound to right now (snmpsim's)."""
     import socket
 
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:

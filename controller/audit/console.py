@@ -73,6 +73,7 @@ def _audit_texts(lang: str) -> Any:
 
 
 def _import_page(request: Request, lang: str, principal: Any, **context: Any) -> Any:
+    """The import page: the form (for roles that may import), and a preview or errors when given."""
     can_import = principal.role in ("admin", "technician")
     scope = None if principal.everywhere else ", ".join(sorted(principal.schools or ()))
     return render(request, "import.html", lang, principal, a=_audit_texts(lang), can_import=can_import,
