@@ -47,21 +47,19 @@ def _day_number(token: str) -> int:
 
 
 def parse_days(text: str) -> str:
-    """``mon-fri``, ``T2-T7``, ``thứ 2 - thứ 6``, ``mon,tue,sat`` or ISO digits ``123456`` → sorted ISO digits."""
+    """``mon-fri``, ``T2-T7``, ``thứ 2 - thứ 6``, ``mon,tue,sat`` → sorted ISO digits (``12345``). Bare numbers
+    are refused: "2" is Monday to a Vietnamese reader and Tuesday to ISO."""
     norm = text.strip().lower().replace("thứ", "t").replace("chủ nhật", "cn").replace("chu nhat", "cn")
     norm = re.sub(r"\s+", "", norm)
-    if re.fullmatch(r"[1-7]{1,7}", norm):
-        days = {int(c) for c in norm}
-    else:
-        days = set()
-        for part in filter(None, re.split(r"[,;]", norm)):
-            if "-" in part:
-                first, last = (_day_number(x) for x in part.split("-", 1))
-                if last < first:
-                    raise TimetableError("days", value=text)
-                days.update(range(first, last + 1))
-            else:
-                days.add(_day_number(part))
+    days: set[int] = set()
+    for part in filter(None, re.split(r"[,;]", norm)):
+        if "-" in part:
+            first, last = (_day_number(x) for x in part.split("-", 1))
+            if last < first:
+                raise TimetableError("days", value=text)
+            days.update(range(first, last + 1))
+        else:
+            days.add(_day_number(part))
     if not days:
         raise TimetableError("days", value=text)
     return "".join(str(d) for d in sorted(days))
