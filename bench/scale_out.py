@@ -257,6 +257,10 @@ def run_phase(name: str, replicas: int, args: argparse.Namespace, deadline: floa
             out.update(rows=rows, dead_letters=dead)
             if rows != total or dead:
                 out["problems"].append(f"observations {rows:,} (expected exactly {total:,}), dead letters {dead}")
+        if out["problems"] and ctl is not None:  # say why before the temp dir goes
+            for i in range(replicas):
+                tail = (work / f"replica-{i}.log").read_text(errors="replace").splitlines()[-15:]
+                log(f"replica {i} log, last lines:\n  " + "\n  ".join(tail))
         wall = t_end - t_go
         out["cpu_pct"] = {k: (100 * (cpu1[k] - cpu0[k]) / wall if cpu0.get(k) is not None and cpu1.get(k) is not None
                               and wall > 0 else None) for k in cpu0}
