@@ -168,7 +168,6 @@ def test_full_queue_sheds_qos0_and_counts_it_but_never_sheds_qos1(sqlite_url, br
         wait_for(lambda: shed._value.get() >= qos0_n - queue_max - batch_max, timeout=30, what="QoS 0 shed")
         time.sleep(1.0)
         shed_n = int(shed._value.get())
-        assert shed_n <= qos0_n - queue_max + 1
         assert count(engine, Observation) == 0
         gate.set()
         wait_for(lambda: count(engine, Observation) + shed_n >= qos0_n + qos1_n, timeout=60,
