@@ -458,3 +458,14 @@ class CommandSchedule(Base):
     last_occurrence: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     last_run_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     last_result: Mapped[str | None] = mapped_column(String(500))
+
+
+class ControllerLease(Base):
+    """A time-limited claim by one controller replica (``controller.cluster``): ``member:<client id>`` says the
+    replica is alive, ``task:<name>`` that it runs that singleton task. Taken over only once expired."""
+
+    __tablename__ = "controller_leases"
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+    acquired_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
