@@ -146,28 +146,36 @@ class CommandDispatcher(PeriodicTask):
                        or_(Command.not_before.is_(None), Command.not_before <= now))
                 .order_by(Command.created_at).limit(1000)
             ).all()
-        sent, refused = [], []
+        refused = {row.id for row in due if row.action in PLUG_ACTIONS
+                   and (row.watched_by not in PLUG_WATCHERS or not row.mgmt_address)}  # re-registered since
+        with self._engine.begin() as conn:
+            if refused:
+                conn.execute(update(Command).where(Command.id.in_(sorted(refused)), Command.state == "pending")
+                             .values(state="rejected", updated_at=now, detail="the device is no longer a smart plug"))
+            # Claim before publishing: only the rows this round moved pending → sent are ours to send, so two
+            # replicas overlapping at a lease handover never send a command twice.
+            wanted = [row.id for row in due if row.id not in refused]
+            claimed: set[str] = set()
+            for start in range(0, len(wanted), 500):
+                claimed.update(conn.scalars(
+                    update(Command).where(Command.id.in_(wanted[start:start + 500]), Command.state == "pending")
+                    .values(state="sent", updated_at=now).returning(Command.id)))
+        sent, unsent = [], []
         for row in due:
+            if row.id not in claimed:
+                continue
             if row.action in PLUG_ACTIONS:
-                if row.watched_by not in PLUG_WATCHERS or not row.mgmt_address:
-                    refused.append(row.id)  # re-registered since: no plug address to send to
-                    continue
                 messages = switch_messages(row.watched_by, row.mgmt_address, PLUG_ACTIONS[row.action], row.id)
             else:
                 payload = WireCommand(id=row.id, action=row.action, args=row.args or {},
                                       not_before=row.not_before.timestamp() if row.not_before else None,
                                       expires=row.expires.timestamp()).to_json()
                 messages = [(build_topic(row.school_id, row.uid, MessageKind.CMD), payload)]
-            if all([self._publish(topic, payload) for topic, payload in messages]):
-                sent.append(row.id)
+            (sent if all([self._publish(topic, payload) for topic, payload in messages]) else unsent).append(row.id)
         with self._engine.begin() as conn:
-            if sent:
-                # Only pending ones: a fast agent's 'accepted' may already have been committed.
-                conn.execute(update(Command).where(Command.id.in_(sent), Command.state == "pending")
-                             .values(state="sent", updated_at=now))
-            if refused:
-                conn.execute(update(Command).where(Command.id.in_(refused), Command.state == "pending")
-                             .values(state="rejected", updated_at=now, detail="the device is no longer a smart plug"))
+            if unsent:  # not handed to the broker: back to pending for the next round (no agent can have it)
+                conn.execute(update(Command).where(Command.id.in_(unsent), Command.state == "sent")
+                             .values(state="pending", updated_at=now))
             self._settle_plugs(conn, now)
         return len(sent)
 

@@ -1,10 +1,12 @@
 """A job that runs every few seconds on its own thread, logging a failure once and its recovery once
-(the command dispatcher, the fault sweeper, the notifier)."""
+(the command dispatcher, the fault sweeper, the notifier). With several replicas, ``gate`` (set by the
+runtime from ``controller.cluster``) lets a round run only on the replica holding the task's lease."""
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +20,7 @@ class PeriodicTask:
         self._interval_s = interval_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.gate: Callable[[], bool] | None = None  # None: always run (a lone controller, the tests)
 
     def start(self) -> None:
         """Run on its own thread."""
@@ -37,6 +40,8 @@ class PeriodicTask:
     def _run(self) -> None:
         failing = False
         while not self._stop.wait(self._interval_s):
+            if self.gate is not None and not self.gate():
+                continue  # another replica runs this task; we take over if its lease expires
             try:
                 self.run_once()
                 if failing:
