@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     public_mqtt_url: str | None = Field(default=None, description="broker URL handed to enrolling agents")
     mqtt_client_id: str = Field(default_factory=lambda: f"classfleet-controller-{socket.gethostname()}"[:64])
     mqtt_shared_subscription: bool = False
+    cluster_lease_ttl_s: float = Field(default=15.0, ge=2, le=600, description="a replica's leases (membership, "
+                                       "singleton tasks) run this long after its last renewal: the takeover bound "
+                                       "when it dies")
+    cluster_renew_s: float = Field(default=5.0, ge=0.5, le=300, description="how often a replica renews its "
+                                   "leases and re-reads the members (at most half the lease TTL)")
     mqtt_session_expiry_s: int = Field(default=7 * 24 * 3600, gt=0)
     mqtt_port: int = Field(default=1883, ge=0, le=65535, description="private broker's port (0: any free)")
     mosquitto_binary: str = "mosquitto"
@@ -151,6 +156,12 @@ class Settings(BaseSettings):
         if value.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ValueError("one of DEBUG, INFO, WARNING, ERROR")
         return value.upper()
+
+    @model_validator(mode="after")
+    def _check_cluster(self) -> Settings:
+        if self.cluster_renew_s * 2 > self.cluster_lease_ttl_s:
+            raise ValueError("cluster_renew_s must be at most half of cluster_lease_ttl_s")
+        return self
 
     @model_validator(mode="after")
     def _check_database(self) -> Settings:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -19,6 +19,9 @@ from sqlalchemy import Engine, func, select
 from .store.health import health_expr
 from .store.models import HEALTH_STATES, Device, DeviceComponent, DeviceState, EquipmentPlan, Incident, Room
 from .store.writer import BatchOutcome
+
+if TYPE_CHECKING:
+    from .cluster import Cluster
 
 log = logging.getLogger(__name__)
 
@@ -260,6 +263,32 @@ def build_registry(engine: Engine, offline_after_s: float) -> tuple[CollectorReg
     registry.classfleet_store = StoreCollector(engine, offline_after_s)  # type: ignore[attr-defined]
     registry.classfleet_polls = PollMetrics(registry)  # type: ignore[attr-defined]
     return registry, IngestMetrics(registry)
+
+
+class ClusterCollector(Collector):
+    """This replica's view of the cluster, read at scrape time: live members, the singleton tasks it runs
+    (one series per task, a fixed set), and how many schools its pollers own."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self._cluster = cluster
+
+    def collect(self) -> Iterator[Metric]:
+        """Three small gauges."""
+        snap = self._cluster.snapshot()
+        yield GaugeMetricFamily("classfleet_cluster_members", "Live controller replicas, as this one sees them.",
+                                value=snap.members)
+        leader = GaugeMetricFamily("classfleet_cluster_leader", "1 on the replica that runs the singleton task.",
+                                   labels=["task"])
+        for task, held in sorted(snap.leader.items()):
+            leader.add_metric([task], 1.0 if held else 0.0)
+        yield leader
+        yield GaugeMetricFamily("classfleet_cluster_schools_owned", "Schools whose devices this replica's pollers "
+                                "check (rendezvous hashing over the live replicas).", value=snap.schools_owned)
+
+
+def cluster_metrics(registry: CollectorRegistry, cluster: Cluster) -> None:
+    """Register this replica's cluster gauges."""
+    registry.register(ClusterCollector(cluster))
 
 
 def poll_metrics(registry: CollectorRegistry) -> PollMetrics:

@@ -1,5 +1,9 @@
 """The cadence every poller shares: rounds every ``interval_s`` on a thread with its own event loop
-(so nothing a poller does can block the controller's), sooner on ``poll_now``, abandoned on ``stop``."""
+(so nothing a poller does can block the controller's), sooner on ``poll_now``, abandoned on ``stop``.
+
+With several controller replicas, ``membership`` (``controller.cluster``) shards the targets by school: each
+round first reads which devices belong to the schools this replica owns, and checks only those, so a member
+joining or leaving moves ownership at the next round."""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from sqlalchemy import Engine
 from ..store.polls import PollResult, record_polls
 
 if TYPE_CHECKING:
+    from ..cluster import Membership
     from ..metrics import PollMetrics
 
 log = logging.getLogger(__name__)
@@ -39,6 +44,7 @@ class PollerLoop:
 
     name = "poller"
     what = "device"  # as a technician would say it in a log line
+    engine: Engine  # set by each subclass
 
     def __init__(self, interval_s: float, max_backoff_s: float = 900.0) -> None:
         self.interval_s = interval_s
@@ -55,6 +61,8 @@ class PollerLoop:
         self._stopping = threading.Event()
         self._round_done = threading.Condition()
         self.metrics: PollMetrics | None = None
+        self.membership: Membership | None = None  # None: poll every school (a lone controller)
+        self._owned: set[int] | None = None  # device ids of the schools this replica owns, read each round
 
     @property
     def kind(self) -> str:
@@ -131,7 +139,7 @@ class PollerLoop:
         assert self._wake is not None
         while not self._stopping.is_set():
             started = time.monotonic()
-            self._round_task = asyncio.ensure_future(run_round())
+            self._round_task = asyncio.ensure_future(self._sharded(run_round))
             finished = False
             try:
                 await self._round_task
@@ -157,6 +165,19 @@ class PollerLoop:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)
 
+    async def _sharded(self, run_round: Callable[[], Awaitable[int]]) -> int:
+        """Read this replica's share of the devices (when sharded), then run the round over it."""
+        if self.membership is not None:
+            from ..cluster import owned_device_ids
+
+            self._owned = await asyncio.to_thread(owned_device_ids, self.engine, self.membership)
+        return await run_round()
+
+    def _mine(self, targets: list[Any]) -> list[Any]:
+        """The targets of the schools this replica owns (all of them when not sharded)."""
+        owned = self._owned
+        return targets if owned is None else [t for t in targets if t.device_id in owned]
+
     def _log_problems(self, problems: Iterable[str]) -> None:
         """Configuration problems (a missing credential variable) are logged once each."""
         for problem in problems:
@@ -165,9 +186,9 @@ class PollerLoop:
                 self._log.warning("%s poller: %s", self.name, problem)
 
     def _due(self, targets: list[Any]) -> list[Any]:
-        """The targets not backing off."""
+        """The targets of this replica's schools that are not backing off."""
         now = time.monotonic()
-        return [t for t in targets if self._health.setdefault(t.device_id or 0, Health()).next_due <= now]
+        return [t for t in self._mine(targets) if self._health.setdefault(t.device_id or 0, Health()).next_due <= now]
 
     async def _check_and_record(self, engine: Engine, reports: AsyncIterator[tuple[Any, Any]],
                                 track: Callable[[Any, Any], None]) -> int:

@@ -94,7 +94,7 @@ class OnvifPoller(PollerLoop):
         targets, problems = await asyncio.to_thread(targets_from_store, self.engine, self.environ)
         self._log_problems(problems)
         if self.events:
-            self._reconcile_watchers(checker, targets)
+            self._reconcile_watchers(checker, self._mine(targets))  # event watchers follow the shard too
         return await self._check_and_record(self.engine, checker.check_many(self._due(targets)), self._track)
 
     def _track(self, target: CameraTarget, report: CheckReport) -> None:
