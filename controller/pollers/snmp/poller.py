@@ -156,10 +156,10 @@ class SnmpPoller:
                 try:
                     snap = await self.read(pt)
                 except SnmpError as exc:
-                    return self._failed(pt, tracker, schedule, exc.reason, exc.detail)
+                    return self._failed(pt, tracker, schedule, exc.reason, exc.detail, started)
                 except Exception as exc:  # noqa: BLE001 - one broken device must not stop the round
                     log.debug("SNMP poll of %s crashed", pt.label, exc_info=True)
-                    return self._failed(pt, tracker, schedule, "internal", f"{type(exc).__name__}: {exc}")
+                    return self._failed(pt, tracker, schedule, "internal", f"{type(exc).__name__}: {exc}", started)
             if tracker.failures:
                 log.info("SNMP %s (device %s) answers again after %d failed poll(s)", pt.label, pt.device_id,
                          tracker.failures)
@@ -171,11 +171,12 @@ class SnmpPoller:
             schedule.in_flight = False
 
     def _failed(self, pt: PollTarget, tracker: DeviceTracker, schedule: Schedule, reason: str,
-                detail: str) -> PollResult:
+                detail: str, started: float) -> PollResult:
         """Record a failure; log it when it starts or its reason changes, never on every repeat."""
         if tracker.failures == 0 or tracker.last_reason != reason:
             log.warning("SNMP %s (device %s) failed: %s", pt.label, pt.device_id, detail)
         result = tracker.failed(self.clock(), reason, detail)
+        result.figures["poll_s"] = round(self.monotonic() - started, 3)  # a timeout's time is a check's too
         backoff = min(self.backoff_max_s, self.interval_s * 2 ** max(0, tracker.failures - 1))
         schedule.next_due = self.monotonic() + self._jittered(max(self.interval_s, backoff))
         return result

@@ -18,6 +18,10 @@ With ``trap_port`` set, a trap receiver runs on the same loop: a linkDown/linkUp
 a device's address re-polls that device at once; refused or malformed traps become dead letters
 (topic ``snmp-trap/<ip>:<port>``, reasons ``malformed_trap``, ``bad_community``, ``auth_failed``,
 ``unknown_source``).
+
+With several controller replicas, ``membership`` (``controller.cluster``) keeps only the schools this replica
+owns among the live replicas; the device list is re-read as soon as the members change. A trap from a switch
+another replica polls is left to that replica's schedule (not a dead letter).
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import threading
 import time
 import zlib
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, select
 
@@ -45,8 +49,13 @@ from .poller import PollTarget, SnmpPoller
 from .transport import AUTH_PROTOCOLS, PRIV_PROTOCOLS, PysnmpTransport, Target, V3Credentials
 from .trap import TrapEvent, TrapReceiver, TrapUser
 
+if TYPE_CHECKING:
+    from ...cluster import Membership
+    from ...metrics import PollMetrics
+
 log = logging.getLogger(__name__)
 MAX_REJECTED_PER_BATCH = 1000  # a flood of junk datagrams must not flood the dead-letter table
+UNANSWERED = frozenset({"timeout", "transport"})  # poll failures counted as checks that got no answer
 
 
 def parse_address(address: str, default_port: int = 161) -> tuple[str, int]:
@@ -141,6 +150,12 @@ class SnmpPollerService:
 
     ``start()`` returns once the loop runs; ``stop()`` ends it within a few seconds. Results are
     written in batches by ``record_polls`` from a worker thread, so the loop never blocks on the database.
+
+    Its own health goes into the same ``PollMetrics`` as ``PollerLoop``'s (``poller="snmp"``), mapped onto
+    its per-device cadence: a *round* is one pass that found switches due (at the interval, their next-due
+    times spread by jitter, so several small rounds; a trap's re-poll is a round of one), timed until all of
+    its checks end; a *check* is one switch's poll; a *round error* is a device list or a batch of results
+    the store did not take; an *unanswered check* is a timeout or an unreachable address.
     """
 
     def __init__(self, engine: Engine, *, interval_s: float = 60.0, concurrency: int = 64,
@@ -148,7 +163,7 @@ class SnmpPollerService:
                  refresh_s: float = 30.0, backoff_max_s: float = 900.0, batch_interval_s: float = 0.5,
                  env: Mapping[str, str] | None = None, trap_port: int | None = None, trap_host: str = "0.0.0.0",
                  trap_communities: Sequence[str] = ("public",), trap_v3_users: Sequence[TrapUser] = (),
-                 shard: tuple[int, int] = (0, 1)) -> None:
+                 shard: tuple[int, int] = (0, 1), membership: Membership | None = None) -> None:
         self.engine = engine
         self.interval_s = interval_s
         self.timeout_s, self.retries = timeout_s, retries
@@ -156,6 +171,9 @@ class SnmpPollerService:
         self.batch_interval_s = batch_interval_s
         self.env = env if env is not None else os.environ
         self.shard = shard
+        self.membership = membership  # None: every school (a lone controller)
+        self._members_seen: tuple[str, ...] | None = None
+        self._elsewhere: frozenset[str] = frozenset()  # hosts of switches other replicas poll
         self.poller = SnmpPoller(concurrency=concurrency, interval_s=interval_s, backoff_max_s=backoff_max_s,
                                  fail_threshold=fail_threshold)
         self.recorded = 0
@@ -173,6 +191,12 @@ class SnmpPollerService:
         self.traps: collections.deque[TrapEvent] = collections.deque(maxlen=200)
         self._rejected: list[Rejected] = []
         self._reject_logged: set[tuple[str, str]] = set()
+        self.metrics: PollMetrics | None = None
+
+    def bind_metrics(self, metrics: PollMetrics) -> None:
+        """Report rounds, check durations and failures into the controller's registry (label ``snmp``)."""
+        self.metrics = metrics
+        metrics.declare("snmp")
 
     # --- lifecycle, called from any thread ---
 
@@ -256,19 +280,23 @@ class SnmpPollerService:
         next_refresh = 0.0
         try:
             while not self._stop.is_set():
-                if time.monotonic() >= next_refresh or self._refresh_now:
+                if time.monotonic() >= next_refresh or self._refresh_now or self._members_moved():
                     self._refresh_now = False
                     try:
                         targets, seeds = await asyncio.to_thread(self._load_targets,
                                                                  frozenset(self.poller.trackers))
                     except Exception:  # noqa: BLE001 - keep polling the known devices if the store hiccups
                         log.exception("SNMP poller could not read the device list")
+                        if self.metrics is not None:
+                            self.metrics.round_errors.labels("snmp").inc()
                     else:
                         self._use_targets(targets, seeds)
                     next_refresh = time.monotonic() + self.refresh_s
-                for pt in self.poller.due(self._targets):
-                    self.poller.schedules[pt.device_id].in_flight = True
-                    task = asyncio.create_task(self._poll_one(pt, results))
+                due = self.poller.due(self._targets)
+                if due:
+                    for pt in due:
+                        self.poller.schedules[pt.device_id].in_flight = True
+                    task = asyncio.create_task(self._poll_round(due, results))
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
                 with contextlib.suppress(TimeoutError):
@@ -282,6 +310,10 @@ class SnmpPollerService:
             if self.trap_receiver is not None:
                 self.trap_receiver.stop()
             await self._flush(results)
+
+    def _members_moved(self) -> bool:
+        """Whether the live replicas changed since the device list was read (our schools may have moved)."""
+        return self.membership is not None and self.membership.members() != self._members_seen
 
     def _use_targets(self, targets: list[PollTarget], seeds: dict[int, Uplink]) -> None:
         """Adopt a fresh device list (on the loop): trap source map, remembered uplinks, forgotten devices."""
@@ -298,10 +330,24 @@ class SnmpPollerService:
         for gone in [d for d in self.poller.trackers if d not in current]:  # deleted, retired or re-sharded
             self.poller.forget(gone)
 
+    async def _poll_round(self, due: list[PollTarget], results: asyncio.Queue[PollResult]) -> None:
+        """One pass's due devices polled concurrently; timed as a round once all have answered or failed."""
+        started = time.monotonic()
+        await asyncio.gather(*(self._poll_one(pt, results) for pt in due))
+        if self.metrics is not None:  # a round cancelled by stop() never gets here: its time says nothing
+            self.metrics.round_seconds.labels("snmp").observe(time.monotonic() - started)
+            self.metrics.rounds.labels("snmp").inc()
+
     async def _poll_one(self, pt: PollTarget, results: asyncio.Queue[PollResult]) -> None:
         """One device's poll, its result queued for the recorder."""
         result = await self.poller.poll(pt)
         self.rounds += 1
+        if self.metrics is not None:
+            elapsed = result.figures.get("poll_s")
+            if elapsed is not None and result.figures.get("error") != "config":  # "config": nothing was asked
+                self.metrics.check_seconds.labels("snmp").observe(elapsed)
+            if not result.reachable and result.figures.get("error") in UNANSWERED:
+                self.metrics.check_failures.labels("snmp").inc()
         await results.put(result)
 
     async def _record(self, results: asyncio.Queue[PollResult]) -> None:
@@ -321,6 +367,8 @@ class SnmpPollerService:
                 self.recorded += await asyncio.to_thread(record_polls, self.engine, batch)
             except Exception:  # noqa: BLE001 - a database error loses this batch, not the poller
                 log.exception("SNMP poller could not record %d result(s)", len(batch))
+                if self.metrics is not None:
+                    self.metrics.round_errors.labels("snmp").inc()
         if rejected:
             try:
                 await asyncio.to_thread(BatchWriter(self.engine).write, [], rejected)
@@ -332,6 +380,8 @@ class SnmpPollerService:
     def _on_trap(self, event: TrapEvent) -> None:
         """Re-poll the device(s) at the trap's source address at once."""
         ids = self._by_host.get(event.source[0])
+        if not ids and event.source[0] in self._elsewhere:
+            return  # another replica polls this switch, on its own schedule
         if not ids:
             self._on_reject(event.source, "unknown_source", f"{event.name} trap from an address no SNMP-watched "
                             "device has", b"")
@@ -355,6 +405,13 @@ class SnmpPollerService:
         index, count = self.shard
         with self.engine.connect() as conn:
             rows = conn.execute(select(Device).where(Device.watched_by == "snmp", Device.lifecycle == "active")).all()
+            if self.membership is not None:
+                from ...cluster import owned
+
+                self._members_seen = members = self.membership.members()
+                mine = owned({d.school_id for d in rows}, members, self.membership.member_id)
+                self._elsewhere = frozenset(_host(d.mgmt_address) for d in rows if d.school_id not in mine)
+                rows = [d for d in rows if d.school_id in mine]
             devices = [d for d in rows if count <= 1 or school_shard(d.school_id, count) == index]
             new_ids = [d.id for d in devices if d.id not in known]
             seeds: dict[int, Uplink] = {}
@@ -370,12 +427,21 @@ class SnmpPollerService:
         return targets, seeds
 
 
+def _host(address: str | None) -> str:
+    """A management address's host, or "" when there is none or it does not parse."""
+    try:
+        return parse_address(address)[0] if address else ""
+    except ValueError:
+        return ""
+
+
 class SnmpPollerProcesses:
     """The service in spawned worker processes, one shard of schools each, so SNMP decoding never competes
     with the controller's API and ingest for the GIL. Takes a database URL, not an engine (each worker
     opens its own); credentials come from the environment the workers inherit.
 
-    Traps need one receiver: ``trap_port`` is allowed with ``workers=1`` only.
+    Traps need one receiver: ``trap_port`` is allowed with ``workers=1`` only. ``member_id`` (the replica's
+    client id) makes each worker keep only the schools this replica owns (``controller.cluster``).
     """
 
     def __init__(self, database_url: str, workers: int = 1, **options: Any) -> None:
@@ -453,6 +519,11 @@ def _worker(database_url: str, shard: tuple[int, int], options: dict[str, Any], 
     logging.basicConfig(level=options.pop("log_level", "INFO"),
                         format="%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s")
     engine = db.make_engine(database_url)
+    member_id = options.pop("member_id", None)
+    if member_id:  # the replica's share of the schools, from the leases its parent renews
+        from ...cluster import StoreMembership
+
+        options["membership"] = StoreMembership(engine, member_id)
     service = SnmpPollerService(engine, shard=shard, **options)
     try:
         service.start()

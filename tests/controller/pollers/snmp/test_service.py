@@ -7,8 +7,11 @@ import time
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine, insert, select
 
+from controller.metrics import build_registry, poll_metrics, render_metrics
 from controller.pollers.snmp.decode import read_snmprec
 from controller.pollers.snmp.service import SnmpPollerService
 from controller.store.models import Device, DeviceComponent, DeviceState, Incident, Observation
@@ -53,17 +56,30 @@ def service(engine: Engine, env: dict[str, str], **overrides: Any) -> SnmpPoller
     return SnmpPollerService(engine, **options)
 
 
+def _samples(registry: CollectorRegistry) -> dict[str, float]:
+    """The registry's ``poller="snmp"`` samples by name (any other poller's would be a bug here)."""
+    families = text_string_to_metric_families(render_metrics(registry).decode())
+    samples = [s for f in families for s in f.samples if s.name.startswith("classfleet_poll_")]
+    assert {s.labels.get("poller") for s in samples} <= {"snmp"}
+    return {s.name: s.value for s in samples if "le" not in s.labels}
+
+
 def test_service_records_ports_identity_and_clear_reasons_without_slowing_others(
         engine: Engine, snmpsim_agent: Snmpsim) -> None:
     """A good switch keeps its cadence while a wrong community, a garbage peer and a missing credential
-    each get a recorded reason and, after N failed polls, switch.unreachable."""
+    each get a recorded reason and, after N failed polls, switch.unreachable. The service reports the
+    shared poller metrics (``poller="snmp"``): every check timed, rounds timed, timeouts counted."""
     env = {"SNMP_GOOD": "tplink_sg2008", "SNMP_BAD": "wrong-community"}
+    registry, _ = build_registry(engine, 180)
     with GarbageAgent() as junk:
         good = add_device(engine, "sw-good", snmpsim_agent.address, "SNMP_GOOD")
         wrong = add_device(engine, "sw-wrong", snmpsim_agent.address, "SNMP_BAD")
         garbage = add_device(engine, "sw-junk", junk.address)
         unset = add_device(engine, "sw-nocred", snmpsim_agent.address, "SNMP_NOT_SET")
         svc = service(engine, env)
+        svc.bind_metrics(poll_metrics(registry))
+        svc.bind_metrics(poll_metrics(registry))  # binding twice registers nothing twice
+        assert _samples(registry)["classfleet_poll_rounds_total"] == 0  # declared before the first round
         svc.start()
         try:
             wait_for(lambda: all(incident(engine, d, "switch.unreachable") for d in (wrong, garbage, unset)),
@@ -71,6 +87,20 @@ def test_service_records_ports_identity_and_clear_reasons_without_slowing_others
             wait_for(lambda: len(polls(engine, good)) >= 6, timeout=20, what="six polls of the good switch")
         finally:
             svc.stop()
+    metrics = _samples(registry)
+    every = [p for d in (good, wrong, garbage, unset) for p in polls(engine, d)]
+    assert len(every) == svc.rounds
+    asked = [p for p in every if p.get("error") != "config"]  # a missing credential asks the switch nothing
+    assert metrics["classfleet_poll_check_duration_seconds_count"] == len(asked) < len(every)
+    assert metrics["classfleet_poll_check_duration_seconds_sum"] > 0
+    # the wrong community times out (no answer); junk answered and a missing credential asked nothing
+    assert metrics["classfleet_poll_check_failures_total"] == len([p for p in every if p.get("error") == "timeout"])
+    assert metrics["classfleet_poll_check_failures_total"] >= 2
+    rounds = metrics["classfleet_poll_rounds_total"]
+    assert 6 <= rounds <= len(every)  # a round is a pass over the switches due then, one or more of them
+    assert metrics["classfleet_poll_duration_seconds_count"] == rounds
+    assert metrics["classfleet_poll_duration_seconds_sum"] >= 0.5  # rounds waited out the 0.5 s timeouts
+    assert metrics["classfleet_poll_round_errors_total"] == 0
     good_polls = polls(engine, good)
     assert all(p["reachable"] for p in good_polls)
     gaps = [(b["ts"] - a["ts"]).total_seconds() for a, b in zip(good_polls, good_polls[1:], strict=False)]
