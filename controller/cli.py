@@ -156,12 +156,16 @@ def demo(host: HostOpt = None, port: PortOpt = None, mqtt_port: MqttPortOpt = No
         console.print(f"[yellow]demo: no simulated switches: {exc}[/yellow]")
     else:
         ctl.add_poller(SnmpPollerService(ctl.engine, interval_s=15, env=switches.environ))
+    # And air conditioners on smart plugs (2 Tasmota, 1 Shelly) with a 17:30 power_off schedule.
+    from .demo import start_demo_plugs
+
+    plugs = start_demo_plugs(ctl.engine, sorted({d.school for d in devices}), "127.0.0.1", ctl.broker.port)
 
     def banner() -> None:
         base = f"http://{settings.host}:{settings.port}"
         console.print(f"\n[bold green]classfleet demo[/bold green]: {len(devices)} simulated agents in "
                       f"{schools} schools, 4 ONVIF cameras, an NVR, 4 PJLink projectors"
-                      f"{', 2 SNMP switches' if switches else ''}, broker "
+                      f"{', 2 SNMP switches' if switches else ''}, {len(plugs.plugs)} smart plugs, broker "
                       f"mqtt://127.0.0.1:{ctl.broker.port}")  # type: ignore[union-attr]
         console.print(f"  console: {base}/console   (English: {base}/console?lang=en)")
         console.print(f"  devices: {base}/api/v1/devices?limit=500")
@@ -173,6 +177,7 @@ def demo(host: HostOpt = None, port: PortOpt = None, mqtt_port: MqttPortOpt = No
         serve(settings, ctl, banner)
     finally:
         fleet.stop()
+        plugs.stop()
         ctl.stop()
         cameras.stop()
         projectors.stop()

@@ -9,6 +9,10 @@ The school's network is simulated too (``DemoSwitches``): a core switch (the sch
 24-port access switch, served over real SNMP by snmpsim on loopback from recordings this module
 writes and keeps rewriting, so traffic counters grow, classroom ports go down and up as machines are
 switched off and on, and one port with a bad cable keeps counting errors (``switch.port_errors``).
+
+Air conditioners on smart plugs (``start_demo_plugs``): two Tasmota plugs and a Shelly Gen2 plug, simulated MQTT
+clients of the same broker reporting relay state, power and energy, and one recurring schedule that switches the
+first school's air conditioners off at 17:30 on school days, so the energy report and the schedules page have data.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
@@ -418,3 +423,121 @@ def start_demo_switches(engine: Engine, school_id: str, workdir: Path, timeout_s
     demo = DemoSwitches(switches, workdir, port, process, ids, environ)
     demo.start()
     return demo
+
+
+# --- air conditioners on smart plugs (Tasmota, Shelly Gen2) ------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class DemoPlug:
+    """One demo air conditioner on a smart plug: where it sits and how its plug is addressed."""
+
+    school: str
+    uid: str
+    name: str
+    dialect: str  # watched_by: tasmota | shelly
+    address: str  # Tasmota Topic / Shelly topic prefix (mgmt_address)
+    load_w: float
+    energy_kwh: float
+
+
+def demo_plugs(schools: list[str]) -> list[DemoPlug]:
+    """Two Tasmota plugs in the first school's computer lab (the plan has two air conditioners there) and a
+    Shelly Plus Plug S in the last school's (the first school's with a one-school demo)."""
+    first, last = schools[0], schools[-1]
+    return [DemoPlug(first, "aircon-01", "Điều hòa phòng máy 1 (trái)", "tasmota", "tasmota_DEMO01", 920.0, 1250.0),
+            DemoPlug(first, "aircon-02", "Điều hòa phòng máy 1 (phải)", "tasmota", "tasmota_DEMO02", 880.0, 1175.0),
+            DemoPlug(last, "aircon-03", "Điều hòa phòng máy (Shelly)", "shelly", "shellyplusplugs-demo03", 1050.0,
+                     980.0)]
+
+
+DEMO_SCHEDULE_NAME = "Tắt điều hòa cuối ngày"  # the demo's recurring schedule, found again by this name
+
+
+def seed_plugs(engine: Engine, plugs: list[DemoPlug], schedule_school: str) -> list[int]:
+    """Register the plugs as air conditioners in each school's first computer lab, and one recurring schedule:
+    ``power_off`` of every air conditioner of ``schedule_school`` at 17:30 on school days (idempotent; the
+    schools keep the default timetable, Monday to Friday 07:00–17:00). Returns the plugs' device ids."""
+    from .store.models import CommandSchedule
+
+    ids: list[int] = []
+    with Session(engine) as session, session.begin():
+        for plug in plugs:
+            room_id = session.scalar(select(Room.id).where(Room.school_id == plug.school, Room.kind == "computer_lab")
+                                     .order_by(Room.code).limit(1))
+            device = session.scalar(select(Device).where(Device.school_id == plug.school, Device.uid == plug.uid))
+            if device is None:
+                device = Device(school_id=plug.school, uid=plug.uid, kind="air_conditioner")
+                session.add(device)
+            device.name, device.room_id = plug.name, room_id
+            device.watched_by, device.mgmt_address = plug.dialect, plug.address
+            device.vendor = "Tasmota" if plug.dialect == "tasmota" else "Shelly"
+            device.model = "Sonoff S31 (Tasmota)" if plug.dialect == "tasmota" else "Shelly Plus Plug S"
+            session.flush()
+            ids.append(device.id)
+        if session.scalar(select(CommandSchedule.id).where(CommandSchedule.school_id == schedule_school,
+                                                           CommandSchedule.name == DEMO_SCHEDULE_NAME)) is None:
+            session.add(CommandSchedule(school_id=schedule_school, kind="air_conditioner", action="power_off",
+                                        args={}, at_time="17:30", school_days_only=True, expires_in_s=3600,
+                                        enabled=True, name=DEMO_SCHEDULE_NAME, created_by="demo"))
+    return ids
+
+
+@dataclass
+class DemoPlugsRunner:
+    """The demo's simulated plugs on the broker (anonymous, like the demo's agents: auth is off), and the
+    thread that makes them report power and energy every ``report_s``, as Tasmota's TelePeriod does."""
+
+    plugs: list[Any]  # SimulatedPlug
+    device_ids: list[int]
+    report_s: float = 60.0
+    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+    _thread: threading.Thread | None = field(default=None, repr=False)
+
+    def run(self) -> None:
+        """Report until stopped; a plug whose connection hiccups reports again next time."""
+        while not self._stop.wait(self.report_s):
+            for plug in self.plugs:
+                try:
+                    plug.report()
+                except Exception as exc:  # noqa: BLE001 - one plug's trouble must not stop the others
+                    log.warning("demo: plug %s could not report: %s", plug.address, exc)
+
+    def start(self) -> None:
+        """Start the reporting thread."""
+        self._thread = threading.Thread(target=self.run, name="demo-plugs", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop reporting and disconnect the plugs."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        for plug in self.plugs:
+            try:
+                plug.stop()
+            except Exception as exc:  # noqa: BLE001 - stopping the others matters more
+                log.debug("demo: plug %s did not stop cleanly: %s", plug.address, exc)
+
+
+def start_demo_plugs(engine: Engine, schools: list[str], broker_host: str, broker_port: int,
+                     report_s: float = 60.0) -> DemoPlugsRunner:
+    """Register the demo's plugs and their schedule, connect a simulated plug for each (its birth message and
+    first report come on connect) and start their periodic reports."""
+    from .adapters.simulator import SimulatedPlug
+
+    specs = demo_plugs(schools)
+    ids = seed_plugs(engine, specs, schools[0])
+    plugs = [SimulatedPlug(p.dialect, p.address, broker_host, broker_port, load_w=p.load_w, energy_kwh=p.energy_kwh)
+             for p in specs]
+    runner = DemoPlugsRunner(plugs, ids, report_s)
+    started: list[Any] = []
+    try:
+        for plug in plugs:
+            plug.start()
+            started.append(plug)
+    except Exception:
+        runner.plugs = started
+        runner.stop()
+        raise
+    runner.start()
+    return runner

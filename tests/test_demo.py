@@ -1,5 +1,6 @@
 """From the command a newcomer runs: ``classfleet demo`` shows a live fleet in the API within 30 s, its
-simulated switches polled over SNMP, an equipment plan for the audit, and leaves nothing running."""
+simulated switches polled over SNMP, air conditioners on smart plugs reporting power and energy with a
+17:30 power_off schedule, an equipment plan for the audit, and leaves nothing running."""
 
 from __future__ import annotations
 
@@ -73,6 +74,20 @@ def test_demo_brings_up_a_live_fleet(tmp_path):
         assert uplinks == {"sw-core": 1.0, "sw-access-1": 1.0}
         planned = {s.labels["device_kind"] for s in families["classfleet_devices_planned"].samples}
         assert {"pc", "laptop", "switch", "camera", "air_conditioner"} <= planned
+
+        def plugs_reporting() -> list | None:
+            found = httpx.get(f"{base}/api/v1/devices", params={"kind": "air_conditioner"}, timeout=5).json()
+            items = found["items"]
+            if len(items) != 3 or not all(d["last_seen"] and d["health"] == "ok" for d in items):
+                return None
+            return items
+
+        plugs = wait_for(plugs_reporting, timeout=30, interval=0.5, what="the three demo plugs reporting")
+        assert sorted(d["watched_by"] for d in plugs) == ["shelly", "tasmota", "tasmota"]
+        assert all(d["room_id"] is not None for d in plugs)  # in the computer labs
+        schedules = httpx.get(f"{base}/api/v1/schedules", params={"school": "demo-school-1"}, timeout=5).json()
+        assert [(s["action"], s["kind"], s["at_time"], s["enabled"]) for s in schedules] == \
+            [("power_off", "air_conditioner", "17:30", True)]
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -82,6 +97,7 @@ def test_demo_brings_up_a_live_fleet(tmp_path):
             out, _ = proc.communicate()
     assert proc.returncode == 0, out.decode()[-2000:]
     assert f"{base}/api/v1/devices?limit=500" in out.decode() and "2 SNMP switches" in out.decode()
+    assert "3 smart plugs" in out.decode()
     snmpsim = int((tmp_path / "demo" / "switches" / "snmpsim.pid").read_text())
     wait_for(lambda: not Path(f"/proc/{snmpsim}").exists() or "Z" in Path(f"/proc/{snmpsim}/stat").read_text()
              .split(")")[-1].split()[:1], timeout=10, what="snmpsim stopped with the demo")
