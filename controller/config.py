@@ -100,6 +100,8 @@ class Settings(BaseSettings):
                     'the defaults, e.g. {"air_conditioner": 1500}')
     energy_poll_gap_s: float = Field(default=900.0, gt=0, le=86400, description="a projector's or plug's polled "
                                      "state holds until its next poll, at most this long")
+    plug_command_timeout_s: float = Field(default=60.0, gt=0, le=3600, description="a plug command is failed when "
+                                          "the plug has not reported the requested state this long after it was sent")
     log_level: str = "INFO"
 
     @classmethod

@@ -73,7 +73,8 @@ class Controller:
         self.ingest.start()
         from .commands import CommandDispatcher
 
-        self.add_poller(CommandDispatcher(self.engine, self.ingest.publish))
+        self.add_poller(CommandDispatcher(self.engine, self.ingest.publish,
+                                          plug_timeout_s=s.plug_command_timeout_s))
         ingest = self.ingest
         self.add_poller(PlugPresence(self.engine, lambda: ingest.connected))
         from .schedules import ScheduleRunner

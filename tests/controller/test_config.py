@@ -33,6 +33,7 @@ def test_toml_file_under_environment(monkeypatch, tmp_path):
     ("CLASSFLEET_MQTT_URL", "http://x", "CLASSFLEET_MQTT_URL"),
     ("CLASSFLEET_INGEST_BATCH_MAX", "0", "CLASSFLEET_INGEST_BATCH_MAX"),
     ("CLASSFLEET_LOG_LEVEL", "LOUD", "CLASSFLEET_LOG_LEVEL"),
+    ("CLASSFLEET_PLUG_COMMAND_TIMEOUT_S", "0", "CLASSFLEET_PLUG_COMMAND_TIMEOUT_S"),
 ])
 def test_bad_values_stop_start_up_naming_the_setting(monkeypatch, env, value, named):
     monkeypatch.setenv(env, value)
