@@ -1,6 +1,8 @@
 """Assembles a running controller: schema upgrade, private broker, ingest, retention, API server.
 
-Each part is built here from the settings and handed to the parts that need it (no globals).
+Each part is built here from the settings and handed to the parts that need it (no globals). Every replica
+runs every part; ``controller.cluster`` lets the singleton tasks run on one live replica at a time and shards
+the pollers' schools across the live replicas.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ from sqlalchemy import Engine
 from .adapters.service import PlugIngest, PlugPresence
 from .api.app import create_app
 from .broker import PrivateBroker
+from .cluster import Cluster
 from .config import Settings, fault_policy
 from .faults import FaultSweeper
 from .ingest.limits import device_limiter
 from .ingest.service import BrokerAddress, IngestService
-from .metrics import build_registry, poll_metrics
+from .metrics import build_registry, cluster_metrics, poll_metrics
 from .notify import Notifier, notification_channels
 from .store import db
 from .store.queries import purge_history
@@ -43,6 +46,7 @@ class Controller:
         self.ingest: IngestService | None = None
         self.broker_address: BrokerAddress | None = None
         self.pollers: list[Any] = []  # each has start() and stop(); they run on their own threads
+        self.cluster: Cluster | None = None
         self._stop = threading.Event()
         self._retention: threading.Thread | None = None
 
@@ -64,6 +68,9 @@ class Controller:
             self.broker_address = BrokerAddress(host, port, user, password, tls,
                                                 str(s.mqtt_ca_file) if s.mqtt_ca_file else None)
         self.registry, metrics = build_registry(self.engine, s.offline_after_s)
+        self.cluster = Cluster(self.engine, s.mqtt_client_id, ttl_s=s.cluster_lease_ttl_s, renew_s=s.cluster_renew_s)
+        self.cluster.start()
+        cluster_metrics(self.registry, self.cluster)
         self.ingest = IngestService(
             self.broker_address, BatchWriter(self.engine, fault_policy(s)), metrics, client_id=s.mqtt_client_id,
             batch_max=s.ingest_batch_max, batch_interval_s=s.ingest_batch_interval_ms / 1000,
@@ -73,29 +80,29 @@ class Controller:
         self.ingest.start()
         from .commands import CommandDispatcher
 
-        self.add_poller(CommandDispatcher(self.engine, self.ingest.publish,
-                                          plug_timeout_s=s.plug_command_timeout_s))
+        self.add_singleton(CommandDispatcher(self.engine, self.ingest.publish,
+                                             plug_timeout_s=s.plug_command_timeout_s))
         ingest = self.ingest
-        self.add_poller(PlugPresence(self.engine, lambda: ingest.connected))
+        self.add_singleton(PlugPresence(self.engine, lambda: ingest.connected))
         from .schedules import ScheduleRunner
 
-        self.add_poller(ScheduleRunner(self.engine))  # end-of-day shutdowns etc. (issue 9)
-        self.add_poller(FaultSweeper(self.engine, fault_policy(s)))
-        self.add_poller(Notifier(self.engine, notification_channels(s), batch_delay_s=s.notify_batch_delay_s))
+        self.add_singleton(ScheduleRunner(self.engine))  # end-of-day shutdowns etc. (issue 9)
+        self.add_singleton(FaultSweeper(self.engine, fault_policy(s)))
+        self.add_singleton(Notifier(self.engine, notification_channels(s), batch_delay_s=s.notify_batch_delay_s))
         if s.snmp_interval_s > 0:
             from .pollers.snmp.service import SnmpPollerProcesses, SnmpPollerService
 
             options = {"interval_s": s.snmp_interval_s, "trap_port": s.snmp_trap_port, "trap_host": s.snmp_trap_host}
-            self.add_poller(SnmpPollerProcesses(url, workers=s.snmp_workers, **options) if s.snmp_workers
-                            else SnmpPollerService(self.engine, **options))
+            self.add_poller(SnmpPollerProcesses(url, workers=s.snmp_workers, member_id=s.mqtt_client_id, **options)
+                            if s.snmp_workers else SnmpPollerService(self.engine, membership=self.cluster, **options))
         if s.pjlink_interval_s > 0:
             from .pollers.pjlink.service import PJLinkPoller
 
-            self.add_poller(PJLinkPoller(self.engine, interval_s=s.pjlink_interval_s))
+            self.add_sharded(PJLinkPoller(self.engine, interval_s=s.pjlink_interval_s))
         if s.onvif_interval_s > 0:
             from .pollers.onvif.service import OnvifPoller
 
-            self.add_poller(OnvifPoller(self.engine, interval_s=s.onvif_interval_s, events=s.onvif_events))
+            self.add_sharded(OnvifPoller(self.engine, interval_s=s.onvif_interval_s, events=s.onvif_events))
         self._retention = threading.Thread(target=self._run_retention, name="retention", daemon=True)
         self._retention.start()
 
@@ -106,6 +113,17 @@ class Controller:
             bind(poll_metrics(self.registry))
         poller.start()
         self.pollers.append(poller)
+
+    def add_singleton(self, task: Any) -> None:
+        """A periodic task that runs only on the replica holding its lease (named after the task)."""
+        assert self.cluster is not None
+        task.gate = self.cluster.gate(task.name.replace(" ", "-"))
+        self.add_poller(task)
+
+    def add_sharded(self, poller: Any) -> None:
+        """A poller that checks only the schools this replica owns among the live replicas."""
+        poller.membership = self.cluster
+        self.add_poller(poller)
 
     def app(self, clock: Callable[[], dt.datetime] | None = None) -> FastAPI:
         """The API app over this controller's store and metrics."""
@@ -120,6 +138,8 @@ class Controller:
         assert self.engine is not None
         sessions = session_factory(self.engine)
         while not self._stop.wait(60):
+            if self.cluster is not None and not self.cluster.is_leader("retention"):
+                continue  # another replica trims; we look again in a minute
             cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=self.settings.history_retention_days)
             try:
                 with sessions.begin() as session:
@@ -135,6 +155,8 @@ class Controller:
         self._stop.set()
         for poller in reversed(self.pollers):
             poller.stop()
+        if self.cluster is not None:  # after the tasks stopped: hand their leases over at once
+            self.cluster.stop()
         if self.ingest is not None:
             self.ingest.stop()
         if self.broker is not None:
