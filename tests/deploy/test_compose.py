@@ -115,7 +115,8 @@ def test_migration_runs_before_the_controllers_and_the_broker(config: dict[str, 
 
 def test_controller_settings_load(config: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     """Each replica's environment (plus its secret files) is a configuration the controller accepts, with a
-    stable client id of its own, TLS to the broker, shared subscriptions, and the pollers on one replica only."""
+    stable client id of its own, TLS to the broker, shared subscriptions, and the pollers on every replica (they
+    shard the schools between them, controller.cluster)."""
     ids, pollers = set(), []
     for name in CONTROLLERS:
         service = config["services"][name]
@@ -136,7 +137,7 @@ def test_controller_settings_load(config: dict[str, Any], monkeypatch: pytest.Mo
             pollers.append(name)
         mounts = [v.split(":")[1] for v in service["volumes"]]
         assert str(settings.mqtt_ca_file) in mounts
-    assert len(ids) == len(CONTROLLERS) and pollers == ["controller-1"]
+    assert len(ids) == len(CONTROLLERS) and pollers == list(CONTROLLERS)
     mosquitto = config["services"]["mosquitto"]
     assert _env_lines(EXAMPLE_ENV)["CLASSFLEET_BROKER_NAME"] in mosquitto["networks"]["default"]["aliases"]
 
