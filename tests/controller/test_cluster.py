@@ -462,3 +462,41 @@ def test_two_replicas_poll_each_projector_once_per_round(tmp_path, pg_url, broke
     finally:
         sim.stop()
         engine.dispose()
+
+
+def test_snmp_service_keeps_only_its_schools_and_leaves_other_replicas_traps_alone(db_url):
+    """Two replicas' SNMP services over one store: disjoint device lists covering every switch; a member leaving
+    is noticed (the list is re-read) and the survivor takes its switches; a trap from a switch the other replica
+    polls is neither a re-poll nor a dead letter here."""
+    from controller.pollers.snmp.service import SnmpPollerService
+    from controller.pollers.snmp.trap import TrapEvent
+
+    clock = FakeClock()
+    engine = db.make_engine(db_url)
+    schools = [f"s{i}" for i in range(8)]
+    for school in schools:
+        add_school(engine, school)
+    with Session(engine) as session, session.begin():
+        session.add_all(Device(school_id=school, uid="core", kind="switch", watched_by="snmp",
+                               mgmt_address=f"127.0.0.{i + 10}:161") for i, school in enumerate(schools))
+    leases = Leases(engine, clock)
+    for member in ("ctl-a", "ctl-b"):
+        leases.acquire(MEMBER + member, member, TTL)
+    services = {m: SnmpPollerService(engine, membership=StoreMembership(engine, m, clock=clock, max_age_s=0))
+                for m in ("ctl-a", "ctl-b")}
+    lists = {m: {t.device_id for t in s._load_targets(frozenset())[0]} for m, s in services.items()}
+    assert not lists["ctl-a"] & lists["ctl-b"] and len(lists["ctl-a"] | lists["ctl-b"]) == len(schools)
+    assert lists["ctl-a"] and lists["ctl-b"]
+    a = services["ctl-a"]
+    a._use_targets(*a._load_targets(frozenset()))
+    assert not a._members_moved()
+    other_host = next(h for h in (f"127.0.0.{i + 10}" for i in range(len(schools))) if h not in a._by_host)
+    a._on_trap(TrapEvent(source=(other_host, 50000), trap_oid="1.3.6.1.6.3.1.1.5.3", name="linkDown", if_index=3,
+                         received_at=clock()))
+    assert not a._rejected and not a.traps
+    clock.advance(10)
+    leases.acquire(MEMBER + "ctl-a", "ctl-a", TTL)
+    clock.advance(6)  # ctl-b's lease lapsed, ctl-a's runs
+    assert a._members_moved()
+    assert len(a._load_targets(frozenset())[0]) == len(schools)
+    engine.dispose()
