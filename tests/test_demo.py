@@ -80,11 +80,13 @@ def test_demo_brings_up_a_live_fleet(tmp_path):
             items = found["items"]
             if len(items) != 3 or not all(d["last_seen"] and d["health"] == "ok" for d in items):
                 return None
-            return items
+            details = [httpx.get(f"{base}/api/v1/devices/{d['id']}", timeout=5).json() for d in items]
+            return details if all((d["latest_poll"] or {}).get("energy_kwh_total") for d in details) else None
 
         plugs = wait_for(plugs_reporting, timeout=30, interval=0.5, what="the three demo plugs reporting")
         assert sorted(d["watched_by"] for d in plugs) == ["shelly", "tasmota", "tasmota"]
         assert all(d["room_id"] is not None for d in plugs)  # in the computer labs
+        assert all(d["latest_poll"]["power_on"] is True and d["latest_poll"]["power_w"] > 500 for d in plugs)
         schedules = httpx.get(f"{base}/api/v1/schedules", params={"school": "demo-school-1"}, timeout=5).json()
         assert [(s["action"], s["kind"], s["at_time"], s["enabled"]) for s in schedules] == \
             [("power_off", "air_conditioner", "17:30", True)]

@@ -19,6 +19,7 @@ from .schemas import (
     IncidentPublic,
     InventoryPublic,
     ListPublic,
+    PollReading,
     RoomPublic,
     SchoolPublic,
 )
@@ -99,7 +100,8 @@ def read_devices(
             responses={404: {"description": "no such device"}})
 def read_device(device_id: IdPath, session: SessionDep, settings: SettingsDep, now: NowDep, principal: PrincipalDep,
                 lang: Annotated[str, Query(pattern="^(vi|en)$")] = "vi") -> dict[str, Any]:
-    """One device with its latest state and open incidents (texts in ``lang``)."""
+    """One device with its latest state, its latest poll reading (a plug's on/off, power and energy; a
+    projector's power, input and lamp hours) and open incidents (texts in ``lang``)."""
     row = queries.get_device(session, now, settings.offline_after_s, device_id)
     check_read(principal, row[0].school_id if row else None, f"device {device_id}")
     state = row[1]
@@ -108,7 +110,9 @@ def read_device(device_id: IdPath, session: SessionDep, settings: SettingsDep, n
                                        "text": lookup(i.code).text(lang)})
         for i in queries.open_incidents(session, device_id)
     ]
+    poll = queries.latest_poll(session, row[0])
     return {**_device_public(row), "state": DeviceStatePublic.model_validate(state) if state else None,
+            "latest_poll": PollReading.of(poll.ts, poll.data or {}) if poll is not None else None,
             "incidents": incidents}
 
 

@@ -114,10 +114,43 @@ class InventoryPublic(BaseModel):
     updated_at: dt.datetime
 
 
+class PollReading(BaseModel):
+    """A polled device's latest reading (its newest poll history row): when, whether it answered, and what a
+    technician asks first; a figure the device did not report is null."""
+
+    at: dt.datetime
+    reachable: bool
+    power_on: bool | None = None  # a smart plug's relay
+    power_w: float | None = None  # a smart plug's measured power
+    energy_kwh_total: float | None = None  # a smart plug's energy counter
+    power: str | None = None  # a projector's power: on | off | cooling | warming
+    input: str | None = None  # a projector's PJLink input code, e.g. "31"
+    input_name: str | None = None  # the same for people, e.g. "digital 1"
+    lamp_hours: int | None = None  # a projector's lamp hours (the most worn lamp)
+    error: str | None = None  # why the last poll got no answer
+
+    @classmethod
+    def of(cls, at: dt.datetime, data: dict[str, Any]) -> PollReading:
+        """From a poll history row's time and figures; figures of an unexpected type are left out, not refused
+        (history is written by several pollers and kept for months)."""
+        from ..pollers.pjlink.protocol import input_name
+
+        def typed(key: str, *types: type) -> Any:
+            value = data.get(key)
+            return value if isinstance(value, types) and not (isinstance(value, bool) and bool not in types) else None
+
+        code = typed("input", str)
+        return cls(at=at, reachable=bool(data.get("reachable", True)), power_on=typed("power_on", bool),
+                   power_w=typed("power_w", int, float), energy_kwh_total=typed("energy_kwh_total", int, float),
+                   power=typed("power", str), input=code, input_name=input_name(code) if code else None,
+                   lamp_hours=typed("lamp_hours", int), error=typed("error", str))
+
+
 class DeviceDetail(DevicePublic):
-    """A device with its latest state and open incidents."""
+    """A device with its latest state, its latest poll (plugs, projectors, switches, cameras) and open incidents."""
 
     state: DeviceStatePublic | None
+    latest_poll: PollReading | None = None
     incidents: list[IncidentPublic]
 
 

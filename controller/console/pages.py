@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from classfleet_wire import lookup
 
 from ..api.deps import NowDep, SessionDep, SettingsDep, check_read
+from ..api.schemas import PollReading
 from ..commands import ACTIONS
 from ..incidents import opened_in_maintenance as in_maintenance
 from ..store import queries
@@ -181,7 +182,8 @@ def room_page(room_id: int, request: Request, session: SessionDep, settings: Set
 @router.get("/console/devices/{device_id}", response_class=HTMLResponse)
 def device_page(device_id: int, request: Request, session: SessionDep, settings: SettingsDep, now: NowDep,
                 principal: ConsolePrincipal, lang: LangDep) -> Any:
-    """Everything about one device: facts, latest state, CPU sparkline, inventory, incidents, commands."""
+    """Everything about one device: facts, latest state, latest poll reading, CPU sparkline, inventory, incidents,
+    commands."""
     row = queries.get_device(session, now, settings.offline_after_s, device_id)
     check_read(principal, row[0].school_id if row else None, f"device {device_id}")
     assert row is not None
@@ -198,8 +200,10 @@ def device_page(device_id: int, request: Request, session: SessionDep, settings:
     room = session.get(Room, device.room_id) if device.room_id else None
     school = session.get(School, device.school_id)
     assert school is not None
+    poll = queries.latest_poll(session, device)
+    reading = PollReading.of(poll.ts, poll.data or {}) if poll is not None else None
     return render(request, "device.html", lang, principal, page_zone=school.timezone, device=device, state=state,
-                  health=health, room=room, school=school, cpu=cpu, spark=sparkline(cpu),
+                  health=health, reading=reading, room=room, school=school, cpu=cpu, spark=sparkline(cpu),
                   spark_w=SPARK_W, spark_h=SPARK_H, inventory=inventory, hardware=hardware,
                   incidents=_fault_rows(session, list(queries.open_incidents(session, device.id)), lang),
                   ledger=_ledger(session, device_ids=[device.id]), command_states=COMMAND_STATES,

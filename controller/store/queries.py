@@ -11,7 +11,7 @@ from sqlalchemy import Select, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from .health import health_expr
-from .models import Device, DeviceState, District, Incident, Room, School
+from .models import Device, DeviceState, District, Incident, Observation, Room, School
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +114,15 @@ def get_device(session: Session, now: dt.datetime, offline_after_s: float, devic
     return session.execute(
         devices_query(now, offline_after_s, DeviceFilter()).where(Device.id == device_id)
     ).first()
+
+
+def latest_poll(session: Session, device: Device) -> Observation | None:
+    """The device's newest poll history row (a projector's check, a plug's report), or None. Agents and manual
+    devices have none, so their (long) heartbeat history is not searched for one."""
+    if device.watched_by in ("mqtt", "manual"):
+        return None
+    return session.scalars(select(Observation).where(Observation.device_id == device.id, Observation.kind == "poll")
+                           .order_by(Observation.ts.desc()).limit(1)).first()
 
 
 def open_incidents(session: Session, device_id: int) -> Sequence[Incident]:
