@@ -18,10 +18,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import select
 
 from ..api.deps import SessionDep, SettingsDep, check_read, check_write
+from ..commands import PLUG_ACTIONS
 from ..console.common import LangDep, check_csrf, flash, render
+from ..console.i18n import translator
 from ..console.login import ConsolePrincipal
-from ..store.models import CommandSchedule, Holiday, Room, School
-from ..timetable import DAY_NAMES, TimetableError, check_hours, day_names, parse_days
+from ..store.models import DEVICE_KINDS, CommandSchedule, Holiday, Room, School
+from ..timetable import DAY_NAMES, TimetableError, check_hours, day_names, parse_days, parse_time
 from .api import energy_report
 from .timetable_api import _audit, _can_see, _check_holiday_write, _holidays_of
 
@@ -29,6 +31,19 @@ router = APIRouter(include_in_schema=False)
 Csrf = Annotated[str | None, Form(max_length=100)]
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 DAY_LINE = re.compile(r"^\s*(\S+)\s+(\d{2}:\d{2})\s*[-–]\s*(\d{2}:\d{2})\s*$")
+# What a recurring command may do, by who carries it out: the agents' actions that need no arguments (a message
+# needs its text: the API takes it), and the smart plugs' switch actions.
+AGENT_SCHEDULE_ACTIONS = ("shutdown", "reboot", "collect_inventory", "run_check", "restart_agent")
+AGENT_KINDS = ("pc", "laptop", "smart_board", "other")  # the agents' profiles
+PLUG_KINDS = ("air_conditioner",)  # what the plugs power
+
+
+def schedule_actions(kind: str | None) -> tuple[str, ...]:
+    """The actions a schedule for devices of ``kind`` (None: any kind) may take."""
+    if kind is None:
+        return AGENT_SCHEDULE_ACTIONS + tuple(PLUG_ACTIONS)
+    return (AGENT_SCHEDULE_ACTIONS if kind in AGENT_KINDS else ()) + (tuple(PLUG_ACTIONS) if kind in PLUG_KINDS
+                                                                      else ())
 
 
 def _day(value: str | None, default: dt.date) -> dt.date:
@@ -81,7 +96,8 @@ def timetable_page(school_id: str, request: Request, session: SessionDep, princi
     return render(request, "timetable.html", lang, principal, page_zone=school.timezone, school=school,
                   days=", ".join(day_names(school.school_days or "12345")), day_lines=day_lines,
                   holidays=_holidays_of(session, school), schedules=schedules, rooms=rooms,
-                  can_write=principal.can_write(school.id))
+                  can_write=principal.can_write(school.id), schedule_actions=schedule_actions(None),
+                  schedule_kinds=[k for k in DEVICE_KINDS if schedule_actions(k)])
 
 
 def _back(school_id: str) -> RedirectResponse:
@@ -181,4 +197,67 @@ def schedule_toggle_form(schedule_id: int, request: Request, principal: ConsoleP
         _audit(session, principal, "schedule.update", f"schedule:{schedule.id}", {"enabled": schedule.enabled})
         school_id = schedule.school_id
     flash(request, "tt.schedule.toggled")
+    return _back(school_id)
+
+
+@router.post("/console/schools/{school_id}/schedules")
+def schedule_form(school_id: str, request: Request, principal: ConsolePrincipal, lang: LangDep,
+                  action: Annotated[str, Form(max_length=32)], at_time: Annotated[str, Form(max_length=5)],
+                  room_id: Annotated[str, Form(max_length=12)] = "", kind: Annotated[str, Form(max_length=32)] = "",
+                  school_days_only: Annotated[str | None, Form(max_length=8)] = None,
+                  enabled: Annotated[str | None, Form(max_length=8)] = None,
+                  name: Annotated[str, Form(max_length=200)] = "", csrf: Csrf = None) -> Any:
+    """Add a recurring command for the school's or one of its rooms' devices (optionally one kind): an action valid
+    for that kind, at a local time of day; the same checks and audit entry as ``POST /api/v1/schedules``."""
+    check_csrf(request, csrf)
+    t = translator(lang)
+    with request.app.state.sessions.begin() as session:
+        school = session.get(School, school_id) if len(school_id) <= 64 else None
+        check_write(principal, school.id if school else None, f"school {school_id}")
+        assert school is not None
+        room = None
+        if room_id:
+            room = session.get(Room, int(room_id)) if room_id.isdigit() and 0 < int(room_id) < 2**31 else None
+            if room is None or room.school_id != school.id:
+                raise HTTPException(404, detail=f"room {room_id} not found in school {school.id}")
+        if kind and kind not in DEVICE_KINDS:
+            flash(request, "tt.invalid", error=kind)
+            return _back(school.id)
+        if action not in schedule_actions(kind or None):
+            flash(request, "tt.schedule.bad_action", action=t.get(f"action.{action}", action),
+                  kind=t.get(f"devkind.{kind}", kind) if kind else t["send.all_kinds"])
+            return _back(school.id)
+        try:
+            parse_time(at_time)
+        except TimetableError:
+            flash(request, "tt.invalid", error=at_time)
+            return _back(school.id)
+        schedule = CommandSchedule(
+            school_id=school.id, room_id=room.id if room else None, kind=kind or None, action=action, args={},
+            at_time=at_time, school_days_only=school_days_only is not None, expires_in_s=3600,
+            enabled=enabled is not None, name=name.strip() or None, created_at=dt.datetime.now(dt.UTC),
+            created_by=principal.name)
+        session.add(schedule)
+        session.flush()
+        _audit(session, principal, "schedule.create", f"schedule:{schedule.id}",
+               {"school": school.id, "room_id": schedule.room_id, "kind": schedule.kind, "action": action,
+                "at_time": at_time, "school_days_only": schedule.school_days_only, "enabled": schedule.enabled,
+                "name": schedule.name})
+    flash(request, "tt.schedule.added")
+    return _back(school_id)
+
+
+@router.post("/console/schedules/{schedule_id}/delete")
+def schedule_delete_form(schedule_id: int, request: Request, principal: ConsolePrincipal, csrf: Csrf = None) -> Any:
+    """Remove a recurring command (the commands it already created stay in the ledger)."""
+    check_csrf(request, csrf)
+    with request.app.state.sessions.begin() as session:
+        schedule = session.get(CommandSchedule, schedule_id) if 0 < schedule_id < 2**31 else None
+        check_write(principal, schedule.school_id if schedule else None, f"schedule {schedule_id}")
+        assert schedule is not None
+        school_id = schedule.school_id
+        _audit(session, principal, "schedule.delete", f"schedule:{schedule.id}",
+               {"school": school_id, "action": schedule.action, "at_time": schedule.at_time})
+        session.delete(schedule)
+    flash(request, "tt.schedule.deleted")
     return _back(school_id)
