@@ -121,9 +121,3 @@ def opened_in_maintenance(session: Session, incidents: Sequence[Incident]) -> se
                    MaintenanceWindow.starts_at <= last, MaintenanceWindow.ends_at > first)):
         windows[school_id].append((starts, ends))
     return {i.id for i in incidents if any(s <= i.opened_at < e for s, e in windows.get(i.school_id, ()))}
-
-
-def schools_in_maintenance(session: Session, now: dt.datetime) -> set[str]:
-    """Schools inside a maintenance window right now."""
-    return set(session.scalars(select(MaintenanceWindow.school_id).where(MaintenanceWindow.starts_at <= now,
-                                                                         MaintenanceWindow.ends_at > now)))

@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 from classfleet_wire import lookup
 
 from .. import incidents as workflow
-from ..store.models import INCIDENT_STATES, Incident, IncidentComment, NotificationRoute, School
-from .deps import IdPath, IdQuery, Offset, PrincipalDep, SessionDep, check_read, check_write
+from ..store.models import INCIDENT_STATES, Incident, IncidentComment, MaintenanceWindow, NotificationRoute, School
+from .deps import IdPath, IdQuery, NowDep, Offset, PrincipalDep, SessionDep, check_read, check_write
 from .schemas import ListPublic
 
 router = APIRouter(prefix="/api/v1", tags=["incidents"])
@@ -74,6 +74,17 @@ class WindowBody(BaseModel):
     starts_at: dt.datetime
     ends_at: dt.datetime
     reason: str | None = Field(default=None, max_length=200)
+
+
+class WindowPublic(BaseModel):
+    """A school's maintenance window."""
+
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    school: str = Field(validation_alias="school_id")
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    reason: str | None
 
 
 class RouteBody(BaseModel):
@@ -178,6 +189,33 @@ def create_window(body: WindowBody, request: Request, principal: PrincipalDep) -
     window = _change(request, principal, None, workflow.add_maintenance_window, body.school, body.starts_at,
                      body.ends_at, body.reason, principal.name)
     return {"id": window.id, "school": window.school_id, "starts_at": window.starts_at, "ends_at": window.ends_at}
+
+
+@router.get("/maintenance-windows", response_model=ListPublic[WindowPublic])
+def read_windows(session: SessionDep, principal: PrincipalDep, now: NowDep,
+                 school: Annotated[str | None, Query(pattern=r"^[a-z0-9_-]{1,64}$")] = None,
+                 upcoming: Annotated[bool, Query(description="only windows not over yet (current or planned)")] = False,
+                 limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Offset = 0) -> dict[str, Any]:
+    """The maintenance windows of the caller's schools, earliest first."""
+    query = (select(MaintenanceWindow).where(principal.scope(MaintenanceWindow.school_id))
+             .order_by(MaintenanceWindow.starts_at, MaintenanceWindow.id))
+    if school is not None:
+        query = query.where(MaintenanceWindow.school_id == school)
+    if upcoming:
+        query = query.where(MaintenanceWindow.ends_at > now)
+    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    items = [WindowPublic.model_validate(w) for w in session.scalars(query.limit(limit).offset(offset))]
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+
+@router.delete("/maintenance-windows/{window_id}", status_code=204, response_model=None,
+               responses={404: {"description": "no such window in the caller's schools"}})
+def delete_window(window_id: IdPath, request: Request, principal: PrincipalDep) -> None:
+    """Cancel a planned quiet time, or end the current one (what it held back stays recorded); audit-logged."""
+    with request.app.state.sessions.begin() as session:
+        window = session.get(MaintenanceWindow, window_id)
+        check_write(principal, window.school_id if window else None, f"maintenance window {window_id}")
+        workflow.remove_maintenance_window(session, window_id, principal.name)
 
 
 @router.post("/notification-routes", status_code=201)

@@ -23,6 +23,7 @@ from controller.store.models import (
     DeviceInventory,
     District,
     Holiday,
+    MaintenanceWindow,
     Room,
     School,
 )
@@ -54,9 +55,12 @@ def _seed(engine) -> dict[str, Any]:
             holiday = Holiday(school_id=school, starts_on=dt.date(2027, 2, 5), ends_on=dt.date(2027, 2, 13),
                               name=f"Tết {school}")
             schedule = CommandSchedule(school_id=school, kind="pc", action="shutdown", at_time="17:30")
-            session.add_all([holiday, schedule])
+            window = MaintenanceWindow(school_id=school, starts_at=T0, ends_at=T0 + dt.timedelta(days=400),
+                                       reason=f"THCS {school.upper()} rewiring")  # a leak would show the name
+            session.add_all([holiday, schedule, window])
             session.flush()
-            ids[school] = {"device": device.id, "room": room.id, "holiday": holiday.id, "schedule": schedule.id}
+            ids[school] = {"device": device.id, "room": room.id, "holiday": holiday.id, "schedule": schedule.id,
+                           "window": window.id}
     for school in ("a", "b"):
         record_polls(engine, [PollResult(ids[school]["device"], T0, False,
                                          faults=(FaultCheck("switch.unreachable", True),))])
@@ -90,6 +94,8 @@ def _cases(b: dict[str, Any]) -> dict[tuple[str, str], tuple[str, dict[str, Any]
         ("POST", "/api/v1/incidents/{incident_id}/comments"): (f"/api/v1/incidents/{inc}/comments", {"text": "x"}),
         ("POST", "/api/v1/maintenance-windows"): ("/api/v1/maintenance-windows", {
             "school": "b", "starts_at": "2027-02-01T00:00:00+07:00", "ends_at": "2027-02-10T00:00:00+07:00"}),
+        ("GET", "/api/v1/maintenance-windows"): ("/api/v1/maintenance-windows?school=b", None),
+        ("DELETE", "/api/v1/maintenance-windows/{window_id}"): (f"/api/v1/maintenance-windows/{b['window']}", None),
         ("POST", "/api/v1/notification-routes"): ("/api/v1/notification-routes", {
             "school": "b", "channel": "webhook", "target": "http://127.0.0.1:9/x"}),
         ("GET", "/api/v1/audit"): ("/api/v1/audit?school=b", None),
