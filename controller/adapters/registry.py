@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from ..store.models import PLUG_WATCHERS
 from .base import ADDRESS_RE, Adapter, Route
 from .shelly import ShellyAdapter
 from .tasmota import TasmotaAdapter
 
 ADAPTERS: dict[str, Adapter] = {a.name: a for a in (TasmotaAdapter(), ShellyAdapter())}
-PLUG_WATCHERS: tuple[str, ...] = tuple(ADAPTERS)
+# The dialects are named in the store's vocabulary (``WATCHED_BY``); an adapter missing there, or a name there
+# without an adapter, is a programming error caught at import.
+if tuple(ADAPTERS) != PLUG_WATCHERS:
+    raise ImportError(f"plug adapters {tuple(ADAPTERS)} do not match store.models.PLUG_WATCHERS {PLUG_WATCHERS}")
+__all__ = ["ADAPTERS", "PLUG_WATCHERS", "route", "subscriptions", "switch_messages", "valid_address"]
 
 
 def subscriptions() -> list[str]:

@@ -38,7 +38,10 @@ DEVICE_KINDS = (
 )
 # What an agent's profile says a device is (status messages and enrolment carry the profile).
 PROFILE_TO_KIND = {"pc": "pc", "laptop": "laptop", "smart_board": "smart_board"}
-WATCHED_BY = ("mqtt", "snmp", "onvif", "pjlink", "manual")
+# How a device is watched (``Device.watched_by``): the one vocabulary. A smart plug's is its MQTT dialect, one
+# adapter each in ``controller.adapters`` (whose registry and the inventory import take them from here).
+PLUG_WATCHERS = ("tasmota", "shelly")
+WATCHED_BY = ("mqtt", "snmp", "onvif", "pjlink", *PLUG_WATCHERS, "manual")
 LIFECYCLES = ("active", "in_repair", "retired")
 HEALTH_STATES = ("ok", "degraded", "faulty", "offline", "unreachable_upstream", "unknown")
 INCIDENT_STATES = ("open", "acknowledged", "resolved")

@@ -100,3 +100,17 @@ def test_a_plug_gets_its_mqtt_login_from_the_cli(sqlite_url, tmp_path, monkeypat
     refused = CliRunner().invoke(app, ["device", "plug-credential", "s1", "nothing"])
     assert refused.exit_code == 2 and "no device 'nothing'" in refused.output
     engine.dispose()
+
+
+def test_the_watched_by_vocabulary_is_one_list() -> None:
+    """``store.models.WATCHED_BY`` names every way a device is watched, plug dialects included, and the adapters'
+    registry and the inventory import take theirs from it (no stale copy to fall out of step)."""
+    from controller.adapters.registry import ADAPTERS, PLUG_WATCHERS
+    from controller.audit.importer import IMPORT_WATCHERS
+    from controller.pollers.pjlink.service import WATCHED_BY as PJLINK
+    from controller.store.models import PLUG_WATCHERS as STORE_PLUGS
+    from controller.store.models import WATCHED_BY
+
+    assert PLUG_WATCHERS is STORE_PLUGS and tuple(ADAPTERS) == PLUG_WATCHERS == ("tasmota", "shelly")
+    assert {"mqtt", "snmp", "onvif", PJLINK, "tasmota", "shelly", "manual"} == set(WATCHED_BY)
+    assert set(IMPORT_WATCHERS) == {"manual", "tasmota", "shelly"} and set(IMPORT_WATCHERS) <= set(WATCHED_BY)
