@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from controller.config import ConfigError, Settings, load_settings
@@ -49,3 +51,11 @@ def test_unknown_database_scheme_is_refused():
 
 def test_settings_are_built_on_demand_not_at_import():
     assert Settings(port=1).port == 1
+
+
+def test_every_setting_is_documented_in_the_readme():
+    """An operator finds every CLASSFLEET_* variable in the README's settings table."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    undocumented = [f"CLASSFLEET_{name.upper()}" for name in Settings.model_fields
+                    if f"`CLASSFLEET_{name.upper()}`" not in readme]
+    assert not undocumented
