@@ -284,24 +284,30 @@ def _wait_stop(stop: Any, deadline: float) -> None:
         pass
 
 
-def ceiling_main(job: ConsumerJob, results: Any, stop: Any) -> None:
-    """The peer ceiling: a bare paho subscriber that counts, with automatic acks."""
+def ceiling_main(job: ConsumerJob, results: Any, stop: Any, shared: bool = False) -> None:
+    """The peer ceiling: a bare paho subscriber that counts, with automatic acks.
+
+    ``shared`` puts it on the controller's shared subscription, the ceiling bench/scale_out.py compares
+    its replicas against.
+    """
     _child_setup()
-    _guarded("consumer", results, lambda: _ceiling(job, results, stop))
+    _guarded("consumer", results, lambda: _ceiling(job, results, stop, shared))
 
 
-def _ceiling(job: ConsumerJob, results: Any, stop: Any) -> None:
+def _ceiling(job: ConsumerJob, results: Any, stop: Any, shared: bool) -> None:
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
+
+    from classfleet_wire.topics import subscription
 
     st: dict[str, Any] = {"n": 0, "points": [], "cpu_mark": None, "cpu_end": None}
     done, subscribed = threading.Event(), threading.Event()
 
     def on_connect(client: mqtt.Client, _ud: object, _flags: object, reason: Any, _props: object) -> None:
         if not reason.is_failure:
-            client.subscribe("classfleet/v1/#", qos=1)
+            client.subscribe(subscription(shared), qos=1)
 
     def on_message(_client: mqtt.Client, _ud: object, _msg: mqtt.MQTTMessage) -> None:
         n = st["n"] = st["n"] + 1
@@ -313,7 +319,8 @@ def _ceiling(job: ConsumerJob, results: Any, stop: Any) -> None:
                 st["cpu_end"] = _cpu_self()
                 done.set()
 
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-ceiling", protocol=MQTTProtocolVersion.MQTTv5)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-shared-ceiling" if shared else "bench-ceiling",
+                         protocol=MQTTProtocolVersion.MQTTv5)
     client.on_connect = on_connect
     client.on_subscribe = lambda *_: subscribed.set()
     client.on_message = on_message
@@ -475,6 +482,12 @@ def _cpu_snapshot(pids: dict[str, list[int | None]]) -> dict[str, float | None]:
         values = [_proc_cpu(p) for p in group]
         snap[name] = None if not values or None in values else sum(v or 0.0 for v in values)
     return snap
+
+
+def cpu_percent(cpu0: dict[str, float | None], cpu1: dict[str, float | None], wall: float) -> dict[str, float | None]:
+    """% of one core each group used between two snapshots ``wall`` seconds apart (None where unknown)."""
+    return {k: (100 * (cpu1[k] - cpu0[k]) / wall if cpu0.get(k) is not None and cpu1.get(k) is not None
+                and wall > 0 else None) for k in cpu0}
 
 
 def _broker_state_dir(work: Path) -> None:
@@ -668,11 +681,7 @@ def _summarise(phase: str, cfg: Settings, res: dict[str, Any], published: list[d
             out["consumer_cpu_window_pct"] = 100 * (res["cpu_end"] - res["cpu_mark"]) / out["window_seconds"]
         for k in ("t_first", "t_mark", "t_end"):
             out.pop(k)
-    wall = t_seen - t_go
-    out["cpu_pct_go_to_end"] = {
-        k: (100 * (cpu1[k] - cpu0[k]) / wall if cpu0.get(k) is not None and cpu1.get(k) is not None and wall > 0
-            else None) for k in cpu0
-    }
+    out["cpu_pct_go_to_end"] = cpu_percent(cpu0, cpu1, t_seen - t_go)
     ours = sum(v for k, v in out["cpu_pct_go_to_end"].items() if k != "machine" and v is not None)
     machine = out["cpu_pct_go_to_end"].get("machine")
     out["cpu_pct_go_to_end"]["rest_of_machine"] = max(0.0, machine - ours) if machine is not None else None
@@ -824,14 +833,19 @@ def _raise_interrupt(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # clean up on Ctrl+C, kill, closed terminal
+def prepare_parent(agents: int) -> None:
+    """Clean up on Ctrl+C, kill or a closed terminal, and let the broker hold every agent's connection."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _raise_interrupt)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = 4 * args.agents + 1024  # the broker (inherits this) holds every connection
+    want = 4 * agents + 1024  # the broker (inherits this) holds every connection
     if soft != resource.RLIM_INFINITY and soft < want:
         resource.setrlimit(resource.RLIMIT_NOFILE, (want if hard == resource.RLIM_INFINITY else min(want, hard), hard))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    prepare_parent(args.agents)
     cfg = Settings(args.agents, args.per_agent, args.procs, args.inflight, args.batch_max, args.warmup,
                    args.workdir, args.py_spy)
     deadline = time.monotonic() + args.timeout

@@ -6,8 +6,8 @@ Run by hand, never in CI (see bench/README.md), from the project root:
     .venv/bin/python bench/scale_out.py --agents 200 --per-agent 20 --replicas 1,2
 
 Every phase starts a fresh private Mosquitto (the controller's own configuration) and the same
-publisher load as ``bench/ingest.py`` (whose publisher processes, fleet and rate window this reuses):
-``--agents`` MQTT 5 clients over ``--procs`` processes, each publishing ``--per-agent`` QoS 1
+publisher load as ``bench/ingest.py`` (whose publisher processes, ceiling subscriber, fleet and rate
+window this reuses): ``--agents`` MQTT 5 clients over ``--procs`` processes, each publishing ``--per-agent`` QoS 1
 heartbeats with ``--inflight`` unacknowledged. Then:
 
 - ``ceiling``: one bare paho subscriber on the *shared* subscription
@@ -28,13 +28,10 @@ import contextlib
 import json
 import multiprocessing as mp
 import os
-import resource
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -49,81 +46,18 @@ from bench.ingest import (  # noqa: E402 - after the path set-up above
     Inbox,
     PubJob,
     _broker_state_dir,
-    _child_setup,
     _cpu_snapshot,
-    _guarded,
     _mosquitto,
-    _raise_interrupt,
+    ceiling_main,
+    cpu_percent,
     fleet,
     log,
     pg_server,
+    prepare_parent,
     publisher_main,
-    receive_maximum,
     warm_mark,
     window_rates,
 )
-
-
-def shared_ceiling_main(job: ConsumerJob, results: Any, stop: Any) -> None:
-    """The ceiling on the shared subscription: a bare paho subscriber that only counts."""
-    _child_setup()
-    _guarded("consumer", results, lambda: _shared_ceiling(job, results, stop))
-
-
-def _shared_ceiling(job: ConsumerJob, results: Any, stop: Any) -> None:
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
-    from paho.mqtt.packettypes import PacketTypes
-    from paho.mqtt.properties import Properties
-
-    from bench.ingest import SESSION_EXPIRY_S
-    from classfleet_wire.topics import SHARED_GROUP
-
-    st: dict[str, Any] = {"n": 0, "points": []}
-    done, subscribed = threading.Event(), threading.Event()
-
-    def on_connect(client: mqtt.Client, _ud: object, _flags: object, reason: Any, _props: object) -> None:
-        if not reason.is_failure:
-            client.subscribe(f"$share/{SHARED_GROUP}/classfleet/v1/#", qos=1)
-
-    def on_message(_client: mqtt.Client, _ud: object, _msg: mqtt.MQTTMessage) -> None:
-        n = st["n"] = st["n"] + 1
-        if n in (1, job.mark, job.total):
-            st["points"].append((time.monotonic(), n))
-            if n == job.total:
-                done.set()
-
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-shared-ceiling",
-                         protocol=MQTTProtocolVersion.MQTTv5)
-    client.on_connect = on_connect
-    client.on_subscribe = lambda *_: subscribed.set()
-    client.on_message = on_message
-    props = Properties(PacketTypes.CONNECT)
-    props.SessionExpiryInterval = SESSION_EXPIRY_S
-    props.ReceiveMaximum = receive_maximum(job.batch_max)
-    client.connect("127.0.0.1", job.port, keepalive=30, clean_start=False, properties=props)
-    client.loop_start()
-    try:
-        if not subscribed.wait(30):
-            raise RuntimeError("ceiling subscriber did not subscribe within 30 s")
-        results.put(("ready", "consumer", {"pid": os.getpid()}))
-        last, last_t = -1, time.monotonic()
-        status = "ok"
-        while not done.wait(0.2):
-            if stop.is_set() or time.monotonic() > job.deadline:
-                status = "stopped"
-                break
-            if st["n"] != last:
-                last, last_t = st["n"], time.monotonic()
-            elif last > 0 and time.monotonic() - last_t > STALL_S:
-                status = "stalled"
-                break
-        results.put(("consumer", "consumer", {"status": status, "received": st["n"], "points": st["points"]}))
-        while not stop.wait(0.2) and time.monotonic() < job.deadline:
-            pass
-    finally:
-        client.disconnect()
-        client.loop_stop()
 
 
 class Replicas:
@@ -209,7 +143,7 @@ def run_phase(name: str, replicas: int, args: argparse.Namespace, deadline: floa
         pids: dict[str, list[int | None]] = {"broker": [getattr(getattr(broker, "_proc", None), "pid", None)]}
         if replicas == 0:
             job = ConsumerJob(name, broker.port, total, mark, args.batch_max, None, [], child_deadline)
-            consumer = ctx.Process(target=shared_ceiling_main, args=(job, results, stop), name="ceiling", daemon=True)
+            consumer = ctx.Process(target=ceiling_main, args=(job, results, stop, True), name="ceiling", daemon=True)
             consumer.start()
             procs.append(consumer)
             inbox.wait(lambda m: m[:2] == ("ready", "consumer"), 1, deadline, "the ceiling subscriber")
@@ -261,9 +195,7 @@ def run_phase(name: str, replicas: int, args: argparse.Namespace, deadline: floa
             for i in range(replicas):
                 tail = (work / f"replica-{i}.log").read_text(errors="replace").splitlines()[-15:]
                 log(f"replica {i} log, last lines:\n  " + "\n  ".join(tail))
-        wall = t_end - t_go
-        out["cpu_pct"] = {k: (100 * (cpu1[k] - cpu0[k]) / wall if cpu0.get(k) is not None and cpu1.get(k) is not None
-                              and wall > 0 else None) for k in cpu0}
+        out["cpu_pct"] = cpu_percent(cpu0, cpu1, t_end - t_go)
         return out
     finally:
         stop.set()
@@ -361,12 +293,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _raise_interrupt)
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = 4 * args.agents + 1024  # the broker (inherits this) holds every connection
-    if soft != resource.RLIM_INFINITY and soft < want:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (want if hard == resource.RLIM_INFINITY else min(want, hard), hard))
+    prepare_parent(args.agents)
     deadline = time.monotonic() + args.timeout
     report: dict[str, Any] = {"config": {
         "agents": args.agents, "per_agent": args.per_agent, "total": args.agents * args.per_agent,
