@@ -72,7 +72,10 @@ def read_table(path: Path | str, data: bytes | None = None) -> Table:
             raise TableError("unreadable", detail="not UTF-8") from None
         first = text.split("\n", 1)[0]
         delimiter = ";" if first.count(";") > first.count(",") else ","  # Excel in vi locale writes ';'
-        return _table(iter(csv.reader(io.StringIO(text), delimiter=delimiter)))
+        try:  # newline="": the csv module handles quoted line breaks and lone carriage returns itself
+            return _table(iter(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)))
+        except csv.Error as exc:
+            raise TableError("unreadable", detail=str(exc)[:200]) from None
     if name.endswith(".xlsx"):
         import openpyxl  # type: ignore[import-untyped]
 
