@@ -6,9 +6,14 @@ import datetime as dt
 import re
 from typing import Any
 
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from controller.api.app import create_app
+from controller.config import Settings
+from controller.metrics import build_registry
 from controller.store.models import (
     AuditLog,
     Command,
@@ -21,6 +26,7 @@ from controller.store.models import (
     Room,
     School,
 )
+from tests.helpers import make_user
 
 PASSWORD = "correct horse battery"  # tests.helpers.make_user's
 
@@ -88,3 +94,24 @@ def log_in(client: Any, username: str) -> None:
     response = client.post("/console/login", data={"username": username, "password": PASSWORD, "csrf": token},
                            follow_redirects=False)
     assert response.status_code == 303 and "error" not in response.headers["location"], response.headers
+
+
+def add_role_users(engine: Engine) -> None:
+    """One user per role the console tests log in as: admin, auditor, school a's technician, district da's auditor."""
+    make_user(engine, "admin", "admin", all_schools=True)
+    make_user(engine, "auditor", "auditor", all_schools=True)
+    make_user(engine, "tech-a", "technician", schools=("a",))
+    make_user(engine, "audit-da", "auditor", district="da")
+
+
+def console_app(engine: Engine, data_dir: Any) -> FastAPI:
+    """The controller's app on ``engine`` with auth on, as the console tests drive it."""
+    registry, _ = build_registry(engine, 180)
+    return create_app(Settings(data_dir=data_dir), engine, registry)
+
+
+def client_as(app: FastAPI, username: str) -> TestClient:
+    """A TestClient logged in as ``username`` through the console's form."""
+    client = TestClient(app)
+    log_in(client, username)
+    return client

@@ -17,9 +17,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from controller.api.app import create_app
-from controller.config import Settings
-from controller.metrics import build_registry
 from controller.notify import Notifier, WebhookChannel
 from controller.store import db
 from controller.store.models import (
@@ -33,8 +30,7 @@ from controller.store.models import (
     Room,
     School,
 )
-from tests.controller.console.seed import csrf_of, log_in, seed
-from tests.helpers import make_user
+from tests.controller.console.seed import add_role_users, client_as, console_app, csrf_of, seed
 
 AT = dt.datetime(2026, 3, 2, 1, 5, tzinfo=dt.UTC)  # 08:05 in Hà Nội, 10:05 in Tokyo
 
@@ -57,20 +53,9 @@ def world(db_url, tmp_path) -> Any:
         session.add(Incident(device_id=pc.id, school_id="c", code="disk.low", severity="warning", state="open",
                              count=1, opened_at=AT, last_seen=AT, detail={}))
         ids["c"] = {"room": room.id, "pc1": pc.id}
-    make_user(engine, "admin", "admin", all_schools=True)
-    make_user(engine, "auditor", "auditor", all_schools=True)
-    make_user(engine, "tech-a", "technician", schools=("a",))
-    make_user(engine, "audit-da", "auditor", district="da")
-    registry, _ = build_registry(engine, 180)
-    app = create_app(Settings(data_dir=tmp_path), engine, registry)
-    yield app, engine, ids
+    add_role_users(engine)
+    yield console_app(engine, tmp_path), engine, ids
     engine.dispose()
-
-
-def _client(app: Any, username: str) -> TestClient:
-    client = TestClient(app)
-    log_in(client, username)
-    return client
 
 
 def _plain(html: str) -> str:
@@ -86,7 +71,7 @@ def _section(html: str, section_id: str) -> str:
 
 def test_the_overview_groups_schools_by_district_with_totals_kinds_rooms_and_incidents(world):
     app, _, _ = world
-    page = _client(app, "admin").get("/console").text
+    page = client_as(app, "admin").get("/console").text
     positions = [page.index(h) for h in ("<h2>Quận A</h2>", "<h2>Quận B</h2>",
                                          "<h2>Trường chưa thuộc quận/huyện nào</h2>")]
     assert positions == sorted(positions)  # districts by name, schools of no district last
@@ -100,14 +85,14 @@ def test_the_overview_groups_schools_by_district_with_totals_kinds_rooms_and_inc
     assert '<span class="faulty">1 hỏng</span>' in b and "THCS A" not in b
     none = _section(page, "district-none")
     assert "THPT C" in none and "Phòng C1" in none  # pc-c1 is offline: its room has a problem
-    english = _client(app, "admin").get("/console", params={"lang": "en"}).text
+    english = client_as(app, "admin").get("/console", params={"lang": "en"}).text
     assert "Schools outside any district" in english
     assert "1 school(s) · 3 device(s) · 1 need attention · 1 room(s) with problems · 1 open incident(s)" in english
 
 
 def test_a_district_scoped_reader_sees_only_their_district(world):
     app, _, _ = world
-    page = _client(app, "audit-da").get("/console").text
+    page = client_as(app, "audit-da").get("/console").text
     assert "<h2>Quận A</h2>" in page and "THCS A" in page
     for other in ("Quận B", "THCS B", "THPT C", "Trường chưa thuộc", "pc-b2", "pc-c1"):
         assert other not in page, other
@@ -115,7 +100,7 @@ def test_a_district_scoped_reader_sees_only_their_district(world):
 
 def test_times_are_in_the_schools_zone_and_the_users_locale(world):
     app, _, ids = world
-    client = _client(app, "admin")
+    client = client_as(app, "admin")
     tokyo = client.get(f"/console/devices/{ids['c']['pc1']}").text
     assert "10:05" in tokyo and "08:05" not in tokyo  # Tokyo's clock, Vietnamese format
     assert "Giờ Nhật Bản (GMT+09:00)" in tokyo and "1.234,5" in tokyo  # vi: dot groups, comma decimals
@@ -128,7 +113,7 @@ def test_times_are_in_the_schools_zone_and_the_users_locale(world):
     assert "Times in Vietnam Time (GMT+07:00)." in mixed and "carry their GMT offset" in mixed
     assert "10:05 AM (GMT+09:00)" in mixed
     # A reader whose schools are all in Vietnam is not told about other zones.
-    assert "GMT offset" not in _client(app, "tech-a").get("/console/incidents", params={"lang": "en"}).text
+    assert "GMT offset" not in client_as(app, "tech-a").get("/console/incidents", params={"lang": "en"}).text
 
 
 def _form(client: TestClient, url: str, **fields: Any) -> dict[str, Any]:
@@ -138,7 +123,7 @@ def _form(client: TestClient, url: str, **fields: Any) -> dict[str, Any]:
 
 def test_a_school_wide_command_of_one_kind_is_reviewed_with_its_count_then_queued(world):
     app, engine, ids = world
-    client = _client(app, "tech-a")
+    client = client_as(app, "tech-a")
     school = client.get("/console/schools/a").text
     assert 'value="school:a"' in school and 'id="kind"' in school
     form = _form(client, "/console/schools/a", scope="school:a", kind="pc", next="/console/schools/a")
@@ -163,14 +148,14 @@ def test_a_school_wide_command_of_one_kind_is_reviewed_with_its_count_then_queue
     # Not another school's, not a kind that does not exist, and not for a read-only role.
     assert client.post("/console/commands/review", data={**form, "scope": "school:b"}).status_code == 404
     assert client.post("/console/commands/review", data={**form, "kind": "toaster"}).status_code == 422
-    auditor = _client(app, "auditor")
+    auditor = client_as(app, "auditor")
     token = csrf_of(auditor.get("/console/incidents").text)
     assert auditor.post("/console/commands", data={**form, "csrf": token}).status_code == 403
 
 
 def test_a_command_scheduled_in_the_schools_local_time(world):
     app, engine, ids = world
-    client = _client(app, "admin")
+    client = client_as(app, "admin")
     device_page = f"/console/devices/{ids['c']['pc1']}"
     page = client.get(device_page).text
     assert f'value="room:{ids["c"]["room"]}"' in page and "Gửi lúc (Giờ Nhật Bản (GMT+09:00)" in page
@@ -227,7 +212,7 @@ def webhook() -> Any:
 
 def test_maintenance_windows_are_planned_and_removed_in_the_console_and_quiet_notifications(world, webhook):
     app, engine, ids = world
-    client = _client(app, "tech-a")
+    client = client_as(app, "tech-a")
     url = "/console/schools/a/maintenance"
     assert 'id="maintenance-link"' in client.get("/console/schools/a").text
     token = csrf_of(client.get(url).text)
@@ -254,7 +239,7 @@ def test_maintenance_windows_are_planned_and_removed_in_the_console_and_quiet_no
         assert message in client.post(url, data={**fields, **bad}).text, bad  # back on the page, with the message
     assert client.post("/console/schools/b/maintenance", data=fields).status_code == 404
     assert client.post(url, data={**fields, "csrf": "forged"}).status_code == 403
-    auditor = _client(app, "auditor")
+    auditor = client_as(app, "auditor")
     listing = auditor.get(url).text
     assert "Thay switch" in listing and "/delete" not in listing and 'id="add-window"' not in listing
     assert auditor.post(f"/console/maintenance/{window.id}/delete",
@@ -282,7 +267,7 @@ def test_maintenance_windows_are_planned_and_removed_in_the_console_and_quiet_no
     assert 'id="in-maintenance"' in client.get(f"/console/incidents/{quiet.id}").text
 
     # Removing the window: audit-logged; a stranger to the school gets a 404.
-    stranger = _client(app, "admin")
+    stranger = client_as(app, "admin")
     with Session(engine) as session, session.begin():
         session.add(MaintenanceWindow(school_id="b", starts_at=now, ends_at=end, reason="b"))
     with Session(engine) as session:
@@ -300,7 +285,7 @@ def test_maintenance_windows_are_planned_and_removed_in_the_console_and_quiet_no
 
 def test_console_writes_record_where_they_came_from(world):
     app, engine, ids = world
-    client = _client(app, "tech-a")
+    client = client_as(app, "tech-a")
     token = csrf_of(client.get("/console/incidents").text)
     client.post(f"/console/incidents/{ids['a']['incident']}/acknowledge", data={"csrf": token})
     client.post(f"/console/incidents/{ids['a']['incident']}/comment", data={"csrf": token, "text": "ok"})

@@ -9,13 +9,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from controller.api.app import create_app
-from controller.config import Settings
-from controller.metrics import build_registry
 from controller.store import db
 from controller.store.models import AuditLog, Command, Incident, IncidentComment
-from tests.controller.console.seed import csrf_of, log_in, seed
-from tests.helpers import make_user
+from tests.controller.console.seed import add_role_users, client_as, console_app, csrf_of, seed
 
 
 @pytest.fixture
@@ -23,20 +19,9 @@ def world(db_url, tmp_path) -> Any:
     """A seeded store (SQLite and PostgreSQL), an app with auth on, and one user per role."""
     engine = db.make_engine(db_url)
     ids = seed(engine)
-    make_user(engine, "admin", "admin", all_schools=True)
-    make_user(engine, "auditor", "auditor", all_schools=True)
-    make_user(engine, "tech-a", "technician", schools=("a",))
-    make_user(engine, "audit-da", "auditor", district="da")
-    registry, _ = build_registry(engine, 180)
-    app = create_app(Settings(data_dir=tmp_path), engine, registry)
-    yield app, engine, ids
+    add_role_users(engine)
+    yield console_app(engine, tmp_path), engine, ids
     engine.dispose()
-
-
-def _client(app: Any, username: str) -> TestClient:
-    client = TestClient(app)
-    log_in(client, username)
-    return client
 
 
 def _incident_state(engine: Any, incident_id: int) -> str:
@@ -46,7 +31,7 @@ def _incident_state(engine: Any, incident_id: int) -> str:
 
 def test_pages_in_vietnamese_by_default_and_in_english_on_request(world):
     app, _, ids = world
-    client = _client(app, "admin")
+    client = client_as(app, "admin")
     a = ids["a"]
     overview = client.get("/console")
     assert overview.status_code == 200 and "Tổng quan thiết bị" in overview.text
@@ -99,7 +84,7 @@ def test_every_new_page_sends_a_stranger_to_the_login_page(world):
 
 def test_a_technician_of_school_a_gets_404_for_school_b(world):
     app, engine, ids = world
-    client = _client(app, "tech-a")
+    client = client_as(app, "tech-a")
     b = ids["b"]
     for url in ("/console/schools/b", f"/console/rooms/{b['room']}", f"/console/devices/{b['pc1']}",
                 f"/console/devices/{b['board']}", f"/console/incidents/{b['incident']}", "/console/schools/nowhere",
@@ -128,7 +113,7 @@ def test_a_technician_of_school_a_gets_404_for_school_b(world):
 
 def test_an_auditor_reads_every_page_but_no_form_is_shown_or_accepted(world):
     app, engine, ids = world
-    client = _client(app, "auditor")
+    client = client_as(app, "auditor")
     a = ids["a"]
     device = client.get(f"/console/devices/{a['pc1']}")
     assert device.status_code == 200 and 'id="send-command"' not in device.text
@@ -150,7 +135,7 @@ def test_an_auditor_reads_every_page_but_no_form_is_shown_or_accepted(world):
 
 def test_a_form_without_the_right_csrf_token_is_refused(world):
     app, engine, ids = world
-    client = _client(app, "admin")
+    client = client_as(app, "admin")
     a = ids["a"]
     client.get("/console/incidents")  # the session has a token now
     for data in ({}, {"csrf": "forged"}):
@@ -163,7 +148,7 @@ def test_a_form_without_the_right_csrf_token_is_refused(world):
         assert response.status_code == 403
     assert _incident_state(engine, a["incident"]) == "open"
     # A token from another session does not work either.
-    other = _client(app, "admin")
+    other = client_as(app, "admin")
     theirs = csrf_of(other.get("/console/incidents").text)
     assert client.post(f"/console/incidents/{a['incident']}/resolve", data={"csrf": theirs},
                        follow_redirects=False).status_code == 403
@@ -171,7 +156,7 @@ def test_a_form_without_the_right_csrf_token_is_refused(world):
 
 def test_a_technician_acknowledges_comments_and_resolves_through_the_workflow(world):
     app, engine, ids = world
-    client = _client(app, "tech-a")
+    client = client_as(app, "tech-a")
     incident = ids["a"]["incident"]
     page = client.get("/console/incidents")
     token = csrf_of(page.text)
@@ -198,7 +183,7 @@ def test_a_technician_acknowledges_comments_and_resolves_through_the_workflow(wo
 
 def test_a_command_is_reviewed_then_queued_and_listed_as_pending(world):
     app, engine, ids = world
-    client = _client(app, "tech-a")
+    client = client_as(app, "tech-a")
     a = ids["a"]
     token = csrf_of(client.get(f"/console/devices/{a['pc1']}").text)
     form = {"csrf": token, "target_type": "device", "target_id": a["pc1"], "action": "message",
@@ -234,18 +219,18 @@ def test_a_command_is_reviewed_then_queued_and_listed_as_pending(world):
 
 def test_the_activity_log_is_newest_first_and_scoped_to_the_readers_schools(world):
     app, _, ids = world
-    admin = _client(app, "admin").get("/console/log")
+    admin = client_as(app, "admin").get("/console/log")
     assert admin.status_code == 200
     for action in ("test.school_a", "test.device_b", "test.user", "user.login"):
         assert action in admin.text, action
-    scoped = _client(app, "audit-da").get("/console/log", params={"lang": "en"})
+    scoped = client_as(app, "audit-da").get("/console/log", params={"lang": "en"})
     assert scoped.status_code == 200 and "Only actions on your schools are shown." in scoped.text
     assert "test.school_a" in scoped.text and "test.device_b" not in scoped.text and "test.user" not in scoped.text
 
 
 def test_the_logout_button_ends_the_session(world):
     app, _, _ = world
-    client = _client(app, "tech-a")
+    client = client_as(app, "tech-a")
     page = client.get("/console")
     assert 'action="/console/logout"' in page.text
     out = client.post("/console/logout", data={"csrf": csrf_of(page.text)}, follow_redirects=False)
