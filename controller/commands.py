@@ -36,6 +36,15 @@ log = logging.getLogger(__name__)
 AGENT_ACTIONS: tuple[str, ...] = get_args(CommandAction)
 PLUG_ACTIONS: dict[str, bool] = {"power_off": False, "power_on": True}  # action → the relay state it asks for
 ACTIONS: tuple[str, ...] = AGENT_ACTIONS + tuple(PLUG_ACTIONS)
+AGENT_KINDS = ("pc", "laptop", "smart_board", "other")  # what an agent's profile makes a device
+PLUG_KINDS = ("air_conditioner",)  # what the smart plugs power
+
+
+def actions_for_kind(kind: str | None) -> tuple[str, ...]:
+    """The actions devices of ``kind`` can carry out; None (any kind): every action, matched per device."""
+    if kind is None:
+        return ACTIONS
+    return (AGENT_ACTIONS if kind in AGENT_KINDS else ()) + (tuple(PLUG_ACTIONS) if kind in PLUG_KINDS else ())
 MAX_TARGETS = 5000
 PLUG_TIMEOUT_S = 60.0
 

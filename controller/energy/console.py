@@ -17,33 +17,28 @@ from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import select
 
-from ..api.deps import SessionDep, SettingsDep, check_read, check_write
-from ..commands import PLUG_ACTIONS
+from ..api.deps import SessionDep, SettingsDep
+from ..commands import AGENT_ACTIONS, PLUG_ACTIONS, actions_for_kind
 from ..console.common import LangDep, check_csrf, flash, render
 from ..console.i18n import translator
 from ..console.login import ConsolePrincipal
 from ..store.models import DEVICE_KINDS, CommandSchedule, Holiday, Room, School
 from ..timetable import DAY_NAMES, TimetableError, check_hours, day_names, parse_days, parse_time
 from .api import energy_report
-from .timetable_api import _audit, _can_see, _check_holiday_write, _holidays_of
+from .timetable_api import _audit, _check_holiday_write, _holidays_of, _schedule, _school, _writable_holiday
 
 router = APIRouter(include_in_schema=False)
 Csrf = Annotated[str | None, Form(max_length=100)]
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 DAY_LINE = re.compile(r"^\s*(\S+)\s+(\d{2}:\d{2})\s*[-–]\s*(\d{2}:\d{2})\s*$")
-# What a recurring command may do, by who carries it out: the agents' actions that need no arguments (a message
-# needs its text: the API takes it), and the smart plugs' switch actions.
-AGENT_SCHEDULE_ACTIONS = ("shutdown", "reboot", "collect_inventory", "run_check", "restart_agent")
-AGENT_KINDS = ("pc", "laptop", "smart_board", "other")  # the agents' profiles
-PLUG_KINDS = ("air_conditioner",)  # what the plugs power
+# A recurring command from the console takes no arguments, so an agent's ``message`` (it needs its text) is left
+# to the API.
+AGENT_SCHEDULE_ACTIONS = tuple(a for a in AGENT_ACTIONS if a != "message")
 
 
 def schedule_actions(kind: str | None) -> tuple[str, ...]:
-    """The actions a schedule for devices of ``kind`` (None: any kind) may take."""
-    if kind is None:
-        return AGENT_SCHEDULE_ACTIONS + tuple(PLUG_ACTIONS)
-    return (AGENT_SCHEDULE_ACTIONS if kind in AGENT_KINDS else ()) + (tuple(PLUG_ACTIONS) if kind in PLUG_KINDS
-                                                                      else ())
+    """The actions a schedule for devices of ``kind`` (None: any kind) may take from the console."""
+    return tuple(a for a in actions_for_kind(kind) if a in AGENT_SCHEDULE_ACTIONS or a in PLUG_ACTIONS)
 
 
 def _day(value: str | None, default: dt.date) -> dt.date:
@@ -86,9 +81,7 @@ def energy_page(request: Request, session: SessionDep, settings: SettingsDep, pr
 def timetable_page(school_id: str, request: Request, session: SessionDep, principal: ConsolePrincipal,
                    lang: LangDep) -> Any:
     """School days, hours, holidays and recurring commands; forms for those who may change them."""
-    school = session.get(School, school_id) if len(school_id) <= 64 else None
-    check_read(principal, school.id if school else None, f"school {school_id}")
-    assert school is not None
+    school = _school(session, principal, school_id, write=False)
     schedules = session.scalars(select(CommandSchedule).where(CommandSchedule.school_id == school.id)
                                 .order_by(CommandSchedule.at_time, CommandSchedule.id)).all()
     rooms = {r.id: r for r in session.scalars(select(Room).where(Room.school_id == school.id).order_by(Room.code))}
@@ -112,9 +105,7 @@ def timetable_form(school_id: str, request: Request, principal: ConsolePrincipal
     """Save the zone, the school days, the hours and the days with other hours."""
     check_csrf(request, csrf)
     with request.app.state.sessions.begin() as session:
-        school = session.get(School, school_id) if len(school_id) <= 64 else None
-        check_write(principal, school.id if school else None, f"school {school_id}")
-        assert school is not None
+        school = _school(session, principal, school_id, write=True)
         try:
             ZoneInfo(timezone)
             check_hours(hours_start, hours_end)
@@ -150,9 +141,7 @@ def holiday_form(school_id: str, request: Request, principal: ConsolePrincipal,
         flash(request, "tt.invalid", error=f"{starts_on} – {ends}")
         return _back(school_id)
     with request.app.state.sessions.begin() as session:
-        school = session.get(School, school_id) if len(school_id) <= 64 else None
-        check_read(principal, school.id if school else None, f"school {school_id}")
-        assert school is not None
+        school = _school(session, principal, school_id, write=False)
         target_school = school.id if scope == "school" else None
         district = school.district_id if scope == "district" else None
         if scope == "district" and district is None:
@@ -174,10 +163,7 @@ def holiday_delete_form(school_id: str, holiday_id: int, request: Request, princ
     """Remove a holiday."""
     check_csrf(request, csrf)
     with request.app.state.sessions.begin() as session:
-        holiday = session.get(Holiday, holiday_id) if 0 < holiday_id < 2**31 else None
-        if holiday is None or not _can_see(session, principal, holiday):
-            raise HTTPException(404, detail=f"holiday {holiday_id} not found")
-        _check_holiday_write(session, principal, holiday.school_id, holiday.district_id)
+        holiday = _writable_holiday(session, principal, holiday_id)
         _audit(session, principal, "holiday.delete", f"holiday:{holiday.id}",
                {"school": holiday.school_id, "district": holiday.district_id, "name": holiday.name})
         session.delete(holiday)
@@ -190,9 +176,7 @@ def schedule_toggle_form(schedule_id: int, request: Request, principal: ConsoleP
     """Enable or disable a recurring command (over the summer, say)."""
     check_csrf(request, csrf)
     with request.app.state.sessions.begin() as session:
-        schedule = session.get(CommandSchedule, schedule_id) if 0 < schedule_id < 2**31 else None
-        check_write(principal, schedule.school_id if schedule else None, f"schedule {schedule_id}")
-        assert schedule is not None
+        schedule = _schedule(session, principal, schedule_id, write=True)
         schedule.enabled = not schedule.enabled
         _audit(session, principal, "schedule.update", f"schedule:{schedule.id}", {"enabled": schedule.enabled})
         school_id = schedule.school_id
@@ -212,9 +196,7 @@ def schedule_form(school_id: str, request: Request, principal: ConsolePrincipal,
     check_csrf(request, csrf)
     t = translator(lang)
     with request.app.state.sessions.begin() as session:
-        school = session.get(School, school_id) if len(school_id) <= 64 else None
-        check_write(principal, school.id if school else None, f"school {school_id}")
-        assert school is not None
+        school = _school(session, principal, school_id, write=True)
         room = None
         if room_id:
             room = session.get(Room, int(room_id)) if room_id.isdigit() and 0 < int(room_id) < 2**31 else None
@@ -252,9 +234,7 @@ def schedule_delete_form(schedule_id: int, request: Request, principal: ConsoleP
     """Remove a recurring command (the commands it already created stay in the ledger)."""
     check_csrf(request, csrf)
     with request.app.state.sessions.begin() as session:
-        schedule = session.get(CommandSchedule, schedule_id) if 0 < schedule_id < 2**31 else None
-        check_write(principal, schedule.school_id if schedule else None, f"schedule {schedule_id}")
-        assert schedule is not None
+        schedule = _schedule(session, principal, schedule_id, write=True)
         school_id = schedule.school_id
         _audit(session, principal, "schedule.delete", f"schedule:{schedule.id}",
                {"school": school_id, "action": schedule.action, "at_time": schedule.at_time})

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from ..api.deps import MAX_ID, IdPath, PrincipalDep, SessionDep, check_read, check_write
 from ..auth import Principal
-from ..commands import ACTIONS
+from ..commands import ACTIONS, actions_for_kind
 from ..store.models import DEVICE_KINDS, AuditLog, CommandSchedule, District, Holiday, Room, School
 from ..timetable import DAY_NAMES, TIME_RE, TimetableError, check_hours, parse_time
 from .timetable_import import MAX_HOLIDAY_DAYS, import_timetable
@@ -169,7 +169,15 @@ class ScheduleCreate(ScheduleFields):
     def _one_target(self) -> ScheduleCreate:
         if (self.school is None) == (self.room_id is None):
             raise ValueError("give exactly one of school, room_id")
+        check_action_suits_kind(self.action, self.kind)
         return self
+
+
+def check_action_suits_kind(action: str, kind: str | None) -> None:
+    """A schedule's action must be one its devices can carry out (no ``power_off`` for PCs)."""
+    allowed = actions_for_kind(kind)
+    if action not in allowed:
+        raise ValueError(f"devices of kind {kind} cannot '{action}': use one of {', '.join(allowed) or 'none'}")
 
 
 def _audit(session: Session, principal: Principal, action: str, target: str, detail: dict[str, Any]) -> None:
@@ -194,6 +202,7 @@ def _timetable(session: Session, school: School) -> TimetablePublic:
 
 
 def _school(session: Session, principal: Principal, school_id: str, write: bool) -> School:
+    """The school the caller may read (or change); 404/403 otherwise, as check_read/check_write say."""
     school = session.get(School, school_id) if len(school_id) <= 64 else None
     (check_write if write else check_read)(principal, school.id if school else None, f"school {school_id}")
     assert school is not None
@@ -321,10 +330,7 @@ def create_holiday(body: HolidayCreate, request: Request, principal: PrincipalDe
 def delete_holiday(holiday_id: IdPath, request: Request, principal: PrincipalDep) -> None:
     """Remove a holiday."""
     with request.app.state.sessions.begin() as session:
-        holiday = session.get(Holiday, holiday_id)
-        if holiday is None or not _can_see(session, principal, holiday):
-            raise HTTPException(404, detail=f"holiday {holiday_id} not found")
-        _check_holiday_write(session, principal, holiday.school_id, holiday.district_id)
+        holiday = _writable_holiday(session, principal, holiday_id)
         _audit(session, principal, "holiday.delete", f"holiday:{holiday.id}",
                {"school": holiday.school_id, "district": holiday.district_id, "name": holiday.name,
                 "starts_on": holiday.starts_on.isoformat()})
@@ -341,8 +347,20 @@ def _can_see(session: Session, principal: Principal, holiday: Holiday) -> bool:
         select(School.id).where(School.district_id == holiday.district_id)))
 
 
+def _writable_holiday(session: Session, principal: Principal, holiday_id: int) -> Holiday:
+    """The holiday the caller may remove: 404 where they cannot see it, 403 where they may not change it.
+
+    Shared with the console's form, whose path id is not bounded: an id past MAX_ID is not found."""
+    holiday = session.get(Holiday, holiday_id) if 0 < holiday_id <= MAX_ID else None
+    if holiday is None or not _can_see(session, principal, holiday):
+        raise HTTPException(404, detail=f"holiday {holiday_id} not found")
+    _check_holiday_write(session, principal, holiday.school_id, holiday.district_id)
+    return holiday
+
+
 def _schedule(session: Session, principal: Principal, schedule_id: int, write: bool) -> CommandSchedule:
-    schedule = session.get(CommandSchedule, schedule_id)
+    """The schedule the caller may read (or change); an id past MAX_ID (the console's unbounded path) is not found."""
+    schedule = session.get(CommandSchedule, schedule_id) if 0 < schedule_id <= MAX_ID else None
     (check_write if write else check_read)(principal, schedule.school_id if schedule else None,
                                            f"schedule {schedule_id}")
     assert schedule is not None
@@ -392,6 +410,10 @@ def update_schedule(schedule_id: IdPath, body: ScheduleFields, request: Request,
     with request.app.state.sessions.begin() as session:
         schedule = _schedule(session, principal, schedule_id, write=True)
         changed = body.model_dump(exclude_none=True)
+        try:
+            check_action_suits_kind(changed.get("action", schedule.action), changed.get("kind", schedule.kind))
+        except ValueError as exc:
+            raise HTTPException(422, detail=str(exc)) from None
         for k, v in changed.items():
             setattr(schedule, k, v)
         if changed:

@@ -301,6 +301,13 @@ def test_timetable_api_reads_and_edits_within_scope(api):
                                                                 "at_time": "25:00"}).status_code == 422
     assert client.post("/api/v1/schedules", headers=tech, json={"school": "s2", "action": "shutdown",
                                                                 "at_time": "17:30"}).status_code == 404
+    mismatched = client.post("/api/v1/schedules", headers=tech, json={"school": "s1", "kind": "pc",
+                                                                      "action": "power_off", "at_time": "17:30"})
+    assert mismatched.status_code == 422 and "cannot 'power_off'" in mismatched.text  # PCs have no relay
+    aircon_shutdown = {"school": "s1", "kind": "air_conditioner", "action": "shutdown", "at_time": "17:30"}
+    assert client.post("/api/v1/schedules", headers=tech, json=aircon_shutdown).status_code == 422
+    assert client.patch(f"/api/v1/schedules/{made.json()['id']}", headers=tech,
+                        json={"action": "power_on"}).status_code == 422
     off = client.patch(f"/api/v1/schedules/{made.json()['id']}", headers=tech, json={"enabled": False})
     assert off.status_code == 200 and off.json()["enabled"] is False
     listed = client.get("/api/v1/schedules?school=s1", headers=tech).json()
