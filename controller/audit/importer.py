@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from ..adapters.registry import PLUG_WATCHERS, valid_address
 from ..store.models import DEFAULT_TIMEZONE, DEVICE_KINDS, ROOM_KINDS, AuditLog, Device, District, Room, School
-from .tabular import Table, TableError, read_table
+from .tabular import Table
 from .validation import (
     ImportResult,
     Progress,
@@ -33,6 +33,7 @@ from .validation import (
     check_columns,
     check_id,
     check_timezone,
+    load_table,
     parse_date,
     transaction,
     validate_row,
@@ -311,12 +312,8 @@ def import_inventory(session: Session, path: Path | str, data: bytes | None = No
     """Validate the whole file, then upsert it in one transaction; with any error nothing is written.
     ``writable``: the schools the importing user may change (None: all); ``dry_run``: roll back at the end."""
     result = ImportResult(dry_run=dry_run)
-    try:
-        table = read_table(path, data)
-    except TableError as exc:
-        result.errors.append(RowError(None, None, exc.code, dict(exc.values)))
+    if (table := load_table(path, data, result)) is None:
         return result
-    result.rows = len(table.rows)
     parsed, errors = parse(table, progress)
     if writable is not None and (refused := scope_errors(parsed, writable)):
         result.errors = sorted(errors + refused, key=lambda e: (e.row or 0, e.column or ""))

@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session
 
 from ..store.models import DEVICE_KINDS, ROOM_KINDS, AuditLog, EquipmentPlan, School
 from .importer import upsert
-from .tabular import TableError, read_table
 from .validation import (
     ImportResult,
     Progress,
@@ -24,6 +23,7 @@ from .validation import (
     check_choice,
     check_columns,
     check_id,
+    load_table,
     transaction,
     validate_row,
 )
@@ -46,12 +46,8 @@ def import_plan(session: Session, path: Path | str, data: bytes | None = None, *
     """Validate the whole plan file, then upsert its lines in one transaction (nothing on any error).
     ``writable``: the schools the importing user may change (None: all); ``dry_run``: roll back at the end."""
     result = ImportResult(dry_run=dry_run)
-    try:
-        table = read_table(path, data)
-    except TableError as exc:
-        result.errors.append(RowError(None, None, exc.code, dict(exc.values)))
+    if (table := load_table(path, data, result)) is None:
         return result
-    result.rows = len(table.rows)
     errors = check_columns(table, COLUMNS, COLUMNS)
     rows: list[tuple[int, PlanRow]] = []
     seen: dict[tuple[str, str, str], int] = {}

@@ -7,6 +7,7 @@ import datetime as dt
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -15,7 +16,7 @@ from pydantic_core import PydanticCustomError
 from sqlalchemy.orm import Session
 
 from .i18n import tr
-from .tabular import Table
+from .tabular import Table, TableError, read_table
 
 ID_RE = re.compile(r"^[a-z0-9_-]{1,64}$")  # the wire contract's ids: they become MQTT topic levels
 DMY_RE = re.compile(r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})$")
@@ -179,6 +180,17 @@ def validate_row(model: type[BaseModel], row: int, cells: dict[str, Any], record
         errors += [_error(row, e, fallback_column) for e in exc.errors(include_url=False)]
         return None, errors
     return (None if errors else obj), errors
+
+
+def load_table(path: Path | str, data: bytes | None, result: ImportResult) -> Table | None:
+    """The file's table with ``result.rows`` counted, or None with why it cannot be read in ``result.errors``."""
+    try:
+        table = read_table(path, data)
+    except TableError as exc:
+        result.errors.append(RowError(None, None, exc.code, dict(exc.values)))
+        return None
+    result.rows = len(table.rows)
+    return table
 
 
 def check_columns(table: Table, required: Sequence[str], allowed: Sequence[str]) -> list[RowError]:

@@ -19,7 +19,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..audit.tabular import Table, TableError, read_table
+from ..audit.tabular import Table
 from ..audit.validation import (
     ImportResult,
     Progress,
@@ -27,6 +27,7 @@ from ..audit.validation import (
     check_columns,
     check_id,
     check_timezone,
+    load_table,
     parse_date,
     validate_row,
 )
@@ -257,12 +258,8 @@ def import_timetable(session: Session, path: Path | str, data: bytes | None = No
                      progress: Progress | None = None, only_school: str | None = None) -> ImportResult:
     """Check the whole file, then apply it in one transaction; with any error nothing is written."""
     result = ImportResult()
-    try:
-        table = read_table(path, data)
-    except TableError as exc:
-        result.errors.append(RowError(None, None, exc.code, dict(exc.values)))
+    if (table := load_table(path, data, result)) is None:
         return result
-    result.rows = len(table.rows)
     parsed, errors = parse(table, progress, only_school=only_school)
     with session.begin():
         errors += check_references(session, table, parsed)
