@@ -67,16 +67,21 @@ def template_xlsx(columns: tuple[str, ...], rows: list[dict[str, Any]]) -> bytes
     return out.getvalue()
 
 
-def write_templates(directory: Path) -> list[Path]:
-    """Write every template as .csv and .xlsx into ``directory``."""
+def write_template(directory: Path, name: str, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> list[Path]:
+    """Write one template as ``name``.csv and ``name``.xlsx into ``directory`` (made if missing)."""
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, (columns, rows) in TEMPLATES.items():
-        for suffix, data in (("csv", template_csv(columns, rows)), ("xlsx", template_xlsx(columns, rows))):
-            path = directory / f"{name}.{suffix}"
-            path.write_bytes(data)
-            written.append(path)
+    for suffix, data in (("csv", template_csv(columns, rows)), ("xlsx", template_xlsx(columns, rows))):
+        path = directory / f"{name}.{suffix}"
+        path.write_bytes(data)
+        written.append(path)
     return written
+
+
+def write_templates(directory: Path) -> list[Path]:
+    """Write every template as .csv and .xlsx into ``directory``."""
+    return [path for name, (columns, rows) in TEMPLATES.items()
+            for path in write_template(directory, name, columns, rows)]
 
 
 if __name__ == "__main__":

@@ -288,15 +288,9 @@ EXAMPLE: list[dict[str, Any]] = [
 
 def write_templates(directory: Path) -> list[Path]:
     """docs/templates/timetable-template.{csv,xlsx}: ``python -m controller.energy.timetable_import docs/templates``."""
-    from ..audit.template_files import template_csv, template_xlsx
+    from ..audit.template_files import write_template
 
-    directory.mkdir(parents=True, exist_ok=True)
-    written = []
-    for suffix, data in (("csv", template_csv(COLUMNS, EXAMPLE)), ("xlsx", template_xlsx(COLUMNS, EXAMPLE))):
-        path = directory / f"timetable-template.{suffix}"
-        path.write_bytes(data)
-        written.append(path)
-    return written
+    return write_template(directory, "timetable-template", COLUMNS, EXAMPLE)
 
 
 if __name__ == "__main__":
