@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from typing import Any
 
 from .i18n import tr
 from .report import AuditReport, Counts, DeviceItem, MissingItem, flat_summary
+from .tabular import bold_row, csv_bytes, new_workbook, xlsx_bytes
 
 FORMATS = ("json", "csv", "xlsx")
 # Column keys of the summary (CSV and the summary sheet), in order; header texts come from i18n.
@@ -49,12 +48,9 @@ def to_json(report: AuditReport) -> bytes:
 
 def to_csv(report: AuditReport, lang: str = "vi") -> bytes:
     """Summary rows (total, districts, schools), UTF-8 with a BOM so Excel shows Vietnamese correctly."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(summary_header(lang, report.days))
-    for level, ident, name, counts in flat_summary(report):
-        writer.writerow(summary_values(level, ident, name, counts, lang))
-    return ("\ufeff" + out.getvalue()).encode()
+    return csv_bytes(summary_header(lang, report.days),
+                     (summary_values(level, ident, name, counts, lang)
+                      for level, ident, name, counts in flat_summary(report)))
 
 
 def _device_row(d: DeviceItem, lang: str) -> list[Any]:
@@ -75,17 +71,9 @@ def sheet_title(school_id: str, used: set[str]) -> str:
 
 def to_xlsx(report: AuditReport, lang: str = "vi") -> bytes:
     """A summary sheet, then one sheet per school with its lines and its lists."""
-    from openpyxl import Workbook  # type: ignore[import-untyped]
-    from openpyxl.styles import Font  # type: ignore[import-untyped]
-
-    bold = Font(bold=True)
-    book = Workbook()
-    summary = book.active
-    assert summary is not None
-    summary.title = tr(lang, "summary")[:31]
+    book, summary = new_workbook(tr(lang, "summary"))
     summary.append(summary_header(lang, report.days))
-    for cell in summary[1]:
-        cell.font = bold
+    bold_row(summary)
     for level, ident, name, counts in flat_summary(report):
         summary.append(summary_values(level, ident, name, counts, lang))
     summary.freeze_panes = "D2"
@@ -127,11 +115,8 @@ def to_xlsx(report: AuditReport, lang: str = "vi") -> bytes:
             for m in missing[s.id]:
                 ws.append([m.room_kind, m.device_kind, m.planned, m.registered, m.missing])
         for row in (1, 4, 8):
-            for cell in ws[row]:
-                cell.font = bold
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+            bold_row(ws, row)
+    return xlsx_bytes(book)
 
 
 def render(report: AuditReport, fmt: str, lang: str = "vi") -> bytes:

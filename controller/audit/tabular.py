@@ -1,11 +1,12 @@
-"""Reading CSV and XLSX files into header-keyed rows with spreadsheet row numbers (header = row 1)."""
+"""Reading CSV and XLSX files into header-keyed rows with spreadsheet row numbers (header = row 1), and the
+few steps every export writes them with (a BOM on CSV, a titled first sheet, a bold header)."""
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
 import io
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,3 +90,39 @@ def read_table(path: Path | str, data: bytes | None = None) -> Table:
         finally:
             book.close()
     raise TableError("bad_format")
+
+
+def csv_bytes(header: Sequence[Any], rows: Iterable[Sequence[Any]]) -> bytes:
+    """A header and its rows as CSV, UTF-8 with a BOM so Excel shows Vietnamese correctly."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return ("\ufeff" + out.getvalue()).encode()
+
+
+def new_workbook(title: str) -> tuple[Any, Any]:
+    """An XLSX workbook and its first sheet, titled (Excel takes at most 31 characters)."""
+    from openpyxl import Workbook  # type: ignore[import-untyped]
+
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.title = title[:31]
+    return book, sheet
+
+
+def bold_row(sheet: Any, row: int = 1) -> None:
+    """Set a sheet's row (the header) in bold."""
+    from openpyxl.styles import Font  # type: ignore[import-untyped]
+
+    bold = Font(bold=True)
+    for cell in sheet[row]:
+        cell.font = bold
+
+
+def xlsx_bytes(book: Any) -> bytes:
+    """The workbook as the bytes of an .xlsx file."""
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()

@@ -10,6 +10,7 @@ from typing import Any
 
 from .importer import COLUMNS as INVENTORY_COLUMNS
 from .plan import COLUMNS as PLAN_COLUMNS
+from .tabular import bold_row, new_workbook, xlsx_bytes
 
 INVENTORY_EXAMPLE: list[dict[str, Any]] = [
     {"record": "district", "district": "q1", "name": "Phòng GD&ĐT Quận 1"},
@@ -50,21 +51,12 @@ def template_csv(columns: tuple[str, ...], rows: list[dict[str, Any]]) -> bytes:
 
 def template_xlsx(columns: tuple[str, ...], rows: list[dict[str, Any]]) -> bytes:
     """A template as XLSX: the same table on the first sheet, dates as text so both spellings stay visible."""
-    from openpyxl import Workbook  # type: ignore[import-untyped]
-    from openpyxl.styles import Font  # type: ignore[import-untyped]
-
-    book = Workbook()
-    sheet = book.active
-    assert sheet is not None
-    sheet.title = "data"
+    book, sheet = new_workbook("data")
     sheet.append(list(columns))
-    for cell in sheet[1]:
-        cell.font = Font(bold=True)
+    bold_row(sheet)
     for row in rows:
         sheet.append([row.get(c) for c in columns])
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+    return xlsx_bytes(book)
 
 
 def write_template(directory: Path, name: str, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> list[Path]:

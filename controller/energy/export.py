@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Any
 
 from ..audit.i18n import tr
+from ..audit.tabular import bold_row, csv_bytes, new_workbook, xlsx_bytes
 from .report import EnergyReport, EnergyRow, EnergyTotal
 
 FORMATS = ("json", "csv", "xlsx")
@@ -33,24 +32,12 @@ def total_values(t: EnergyTotal, lang: str, rooms: bool) -> list[Any]:
 
 def to_csv(report: EnergyReport, lang: str = "vi") -> bytes:
     """The device rows, UTF-8 with a BOM so Excel shows Vietnamese correctly."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(header(ROW_KEYS, lang))
-    for r in report.rows:
-        writer.writerow(row_values(r, lang))
-    return ("\ufeff" + out.getvalue()).encode()
+    return csv_bytes(header(ROW_KEYS, lang), (row_values(r, lang) for r in report.rows))
 
 
 def to_xlsx(report: EnergyReport, lang: str = "vi") -> bytes:
     """Three sheets: devices, rooms, schools; then the period and the nominal powers used."""
-    from openpyxl import Workbook  # type: ignore[import-untyped]
-    from openpyxl.styles import Font  # type: ignore[import-untyped]
-
-    bold = Font(bold=True)
-    book = Workbook()
-    devices = book.active
-    assert devices is not None
-    devices.title = tr(lang, "energy.sheet.devices")[:31]
+    book, devices = new_workbook(tr(lang, "energy.sheet.devices"))
     devices.append(header(ROW_KEYS, lang))
     for r in report.rows:
         devices.append(row_values(r, lang))
@@ -68,12 +55,9 @@ def to_xlsx(report: EnergyReport, lang: str = "vi") -> bytes:
     for kind, watts in report.nominal_w.items():
         about.append([tr(lang, "energy.nominal", kind=kind), watts])
     for sheet in (devices, rooms, schools):
-        for cell in sheet[1]:
-            cell.font = bold
+        bold_row(sheet)
         sheet.freeze_panes = "A2"
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+    return xlsx_bytes(book)
 
 
 def render(report: EnergyReport, fmt: str, lang: str = "vi") -> bytes:
