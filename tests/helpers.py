@@ -86,10 +86,14 @@ def event(session: int, seq: int, code: str = "disk.low", state: str = "raised")
 
 @contextlib.contextmanager
 def running_ingest(url: str, port: int, client_id: str = "test-controller",
+                   foreign: Callable[[Engine], Any] | None = None,
                    **kwargs: Any) -> Iterator[tuple[IngestService, Engine, IngestMetrics]]:
-    """An in-process ingest service (real broker, real database), stopped afterwards."""
+    """An in-process ingest service (real broker, real database), stopped afterwards; ``foreign`` builds the
+    handler of foreign topics (e.g. the plug adapters' ``PlugIngest``) on the service's engine."""
     engine = db.make_engine(url)
     metrics = IngestMetrics(CollectorRegistry())
+    if foreign is not None:
+        kwargs["foreign"] = foreign(engine)
     service = IngestService(BrokerAddress("127.0.0.1", port), BatchWriter(engine), metrics,
                             client_id=client_id, **kwargs)
     service.start()

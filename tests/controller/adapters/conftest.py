@@ -1,22 +1,21 @@
-"""Fixtures: a school with air conditioners behind smart plugs, and the controller's ingest reading plug topics."""
+"""Fixtures: a school with air conditioners behind smart plugs, and the controller's ingest reading plug topics
+(``tests.helpers.running_ingest`` with the plug adapters)."""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from controller.adapters.service import PlugIngest
-from controller.ingest.service import BrokerAddress, IngestService
+from controller.ingest.service import IngestService
 from controller.metrics import IngestMetrics
 from controller.store import db
 from controller.store.models import Device, Room
-from tests.helpers import add_school
+from tests.helpers import add_school, running_ingest
 
 PLUGS = {"ac-p201-1": ("tasmota", "tasmota_9CF9D1"), "ac-p201-2": ("shelly", "shellyplusplugs-e86bea123456")}
 
@@ -35,29 +34,12 @@ def seed_plugs(engine: Engine, school: str = "s1") -> dict[str, int]:
         return {d.uid: d.id for d in devices}
 
 
-@contextlib.contextmanager
-def plug_ingest(url: str, port: int, **kwargs: Any) -> Iterator[tuple[IngestService, Engine, IngestMetrics]]:
-    """The controller's ingest with the plug adapters, on a real broker and database."""
-    engine = db.make_engine(url)
-    metrics = IngestMetrics(CollectorRegistry())
-    from controller.store.writer import BatchWriter
-
-    service = IngestService(BrokerAddress("127.0.0.1", port), BatchWriter(engine), metrics,
-                            client_id="plug-test-controller", foreign=PlugIngest(engine), **kwargs)
-    service.start()
-    assert service.wait_connected(10), "ingest did not connect to the broker"
-    try:
-        yield service, engine, metrics
-    finally:
-        service.stop()
-        engine.dispose()
-
-
 @pytest.fixture
 def plugs(db_url: str, broker: Any) -> Iterator[tuple[IngestService, Engine, IngestMetrics, dict[str, int]]]:
     """Seeded plugs and a running ingest."""
     seed = db.make_engine(db_url)
     ids = seed_plugs(seed)
     seed.dispose()
-    with plug_ingest(db_url, broker.port) as (service, engine, metrics):
+    with running_ingest(db_url, broker.port, client_id="plug-test-controller", foreign=PlugIngest) as (
+            service, engine, metrics):
         yield service, engine, metrics, ids
