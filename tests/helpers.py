@@ -126,6 +126,16 @@ def serve_app(app: Any) -> Iterator[str]:
         thread.join(10)
 
 
+def make_app(engine: Engine, data_dir: Any) -> Any:
+    """The controller's app on ``engine`` (auth on, its own metrics registry), its data in ``data_dir``."""
+    from controller.api.app import create_app
+    from controller.config import Settings
+    from controller.metrics import build_registry
+
+    registry, _ = build_registry(engine, 180)
+    return create_app(Settings(data_dir=data_dir), engine, registry)
+
+
 def make_user(engine: Engine, username: str, role: str, *, schools: tuple[str, ...] = (),
               all_schools: bool = False, district: str | None = None) -> dict[str, str]:
     """Create a user with an API token; returns the Authorization header for it."""

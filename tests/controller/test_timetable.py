@@ -11,10 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from controller.api.app import create_app
-from controller.config import Settings
 from controller.energy.timetable_import import import_timetable
-from controller.metrics import build_registry
 from controller.schedules import ScheduleRunner, run_schedules
 from controller.store import db
 from controller.store.models import (
@@ -28,7 +25,7 @@ from controller.store.models import (
     School,
 )
 from controller.timetable import HolidaySpan, Timetable, TimetableError, parse_days
-from tests.helpers import make_user
+from tests.helpers import add_school, make_app, make_user
 
 VN = dt.timezone(dt.timedelta(hours=7))
 MONDAY = dt.datetime(2026, 11, 23, tzinfo=VN)
@@ -253,12 +250,8 @@ def test_the_template_files_import_cleanly(sqlite_url):
 def api(sqlite_url, tmp_path):
     engine = db.make_engine(sqlite_url)
     _school_with_devices(engine)
-    with engine.begin() as conn:
-        conn.execute(School.__table__.insert().values(id="s2", name="THCS B", timezone="Asia/Ho_Chi_Minh",
-                                                      hours_start="07:00", hours_end="17:00", school_days="12345",
-                                                      day_hours={}))
-    registry, _ = build_registry(engine, 180)
-    client = TestClient(create_app(Settings(data_dir=tmp_path), engine, registry))
+    add_school(engine, "s2", "THCS B")
+    client = TestClient(make_app(engine, tmp_path))
     users = {"tech": make_user(engine, "tech-1", "technician", schools=("s1",)),
              "admin": make_user(engine, "admin", "admin", all_schools=True),
              "auditor": make_user(engine, "so-gd", "auditor", all_schools=True)}

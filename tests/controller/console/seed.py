@@ -11,9 +11,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from controller.api.app import create_app
-from controller.config import Settings
-from controller.metrics import build_registry
 from controller.store.models import (
     AuditLog,
     Command,
@@ -102,12 +99,6 @@ def add_role_users(engine: Engine) -> None:
     make_user(engine, "auditor", "auditor", all_schools=True)
     make_user(engine, "tech-a", "technician", schools=("a",))
     make_user(engine, "audit-da", "auditor", district="da")
-
-
-def console_app(engine: Engine, data_dir: Any) -> FastAPI:
-    """The controller's app on ``engine`` with auth on, as the console tests drive it."""
-    registry, _ = build_registry(engine, 180)
-    return create_app(Settings(data_dir=data_dir), engine, registry)
 
 
 def client_as(app: FastAPI, username: str) -> TestClient:

@@ -30,7 +30,8 @@ from controller.store.models import (
     Room,
     School,
 )
-from tests.controller.console.seed import add_role_users, client_as, console_app, csrf_of, seed
+from tests.controller.console.seed import add_role_users, client_as, csrf_of, seed
+from tests.helpers import make_app
 
 AT = dt.datetime(2026, 3, 2, 1, 5, tzinfo=dt.UTC)  # 08:05 in Hà Nội, 10:05 in Tokyo
 
@@ -54,7 +55,7 @@ def world(db_url, tmp_path) -> Any:
                              count=1, opened_at=AT, last_seen=AT, detail={}))
         ids["c"] = {"room": room.id, "pc1": pc.id}
     add_role_users(engine)
-    yield console_app(engine, tmp_path), engine, ids
+    yield make_app(engine, tmp_path), engine, ids
     engine.dispose()
 
 

@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 
 from controller.store import db
 from controller.store.models import AuditLog, Command, Incident, IncidentComment
-from tests.controller.console.seed import add_role_users, client_as, console_app, csrf_of, seed
+from tests.controller.console.seed import add_role_users, client_as, csrf_of, seed
+from tests.helpers import make_app
 
 
 @pytest.fixture
@@ -20,7 +21,7 @@ def world(db_url, tmp_path) -> Any:
     engine = db.make_engine(db_url)
     ids = seed(engine)
     add_role_users(engine)
-    yield console_app(engine, tmp_path), engine, ids
+    yield make_app(engine, tmp_path), engine, ids
     engine.dispose()
 
 

@@ -13,14 +13,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from controller.api.app import create_app
-from controller.config import Settings
-from controller.metrics import build_registry
 from controller.store import db
 from controller.store.models import AuditLog, CommandSchedule, School
 from tests.controller.console.seed import csrf_of, log_in
 from tests.controller.energy.week import EXPECTED, seed_week
-from tests.helpers import make_user
+from tests.helpers import add_school, make_app, make_user
 
 PERIOD = {"start": "2026-11-23T00:00:00+07:00", "end": "2026-11-30T00:00:00+07:00"}
 
@@ -29,15 +26,12 @@ PERIOD = {"start": "2026-11-23T00:00:00+07:00", "end": "2026-11-30T00:00:00+07:0
 def world(sqlite_url, tmp_path):
     engine = db.make_engine(sqlite_url)
     seed_week(engine)
+    add_school(engine, "s2", "THCS Khác")
     with engine.begin() as conn:
-        conn.execute(School.__table__.insert().values(id="s2", name="THCS Khác", timezone="Asia/Ho_Chi_Minh",
-                                                      hours_start="07:00", hours_end="17:00", school_days="12345",
-                                                      day_hours={}))
         conn.execute(CommandSchedule.__table__.insert().values(
             school_id="s1", kind="pc", action="shutdown", at_time="17:30", args={}, school_days_only=True,
             expires_in_s=3600, enabled=True, created_at=dt.datetime.now(dt.UTC)))
-    registry, _ = build_registry(engine, 180)
-    app = create_app(Settings(data_dir=tmp_path), engine, registry)
+    app = make_app(engine, tmp_path)
     users = {"tech": make_user(engine, "tech-1", "technician", schools=("s1",)),
              "other": make_user(engine, "tech-2", "technician", schools=("s2",)),
              "auditor": make_user(engine, "auditor", "auditor", all_schools=True)}
