@@ -17,28 +17,23 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 
 from controller.broker import free_port
-from tests.dashboards.test_prometheus import DASHBOARDS, _binary, _expressions, _substitute
+from tests.dashboards.test_prometheus import (
+    _binary,
+    _expressions,
+    _substitute,
+    prometheus,
+    query,
+    stop_process,
+    wait_scraped_twice,
+)
 from tests.helpers import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(420)]
 QUERY_DEADLINE_S = 180  # pollers run every 15–30 s in the demo; rate windows need two of their rounds
 # No panel is exempt: a panel that cannot have data in the demo is a demo or a panel to fix.
 EXEMPT: dict[str, str] = {}
-
-
-def _stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGINT, timeout: float = 30) -> bytes:
-    """Stop a process we started, politely first; returns what it printed (when piped)."""
-    if proc.poll() is None:
-        proc.send_signal(sig)
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, _ = proc.communicate(timeout=10)
-    return out or b""
 
 
 def _alive(pid: int) -> bool:
@@ -76,7 +71,7 @@ def running_demo(data_dir: Path) -> Iterator[str]:
         wait_for(ready, timeout=90, interval=0.5, what="the demo with its two switches polled")
         yield base
     finally:
-        out = _stop(proc)
+        out = stop_process(proc)
         snmpsim = int(pid_file.read_text()) if pid_file.exists() else None
         leftover = snmpsim is not None and not _wait_gone(snmpsim, 10)
         if leftover:
@@ -95,27 +90,6 @@ def _wait_gone(pid: int, timeout: float) -> bool:
     return False
 
 
-@contextlib.contextmanager
-def prometheus(target: str, workdir: Path) -> Iterator[str]:
-    """Debian's prometheus on a free loopback port scraping ``target`` (host:port) every second, with the
-    alert rules loaded; yields its query URL."""
-    port = free_port()
-    config = workdir / "prometheus.yml"
-    config.write_text(yaml.safe_dump({
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(DASHBOARDS / "alerts.yml")],
-        "scrape_configs": [{"job_name": "classfleet", "metrics_path": "/metrics",
-                            "static_configs": [{"targets": [target]}]}],
-    }))
-    proc = subprocess.Popen([_binary("prometheus"), f"--config.file={config}",
-                             f"--storage.tsdb.path={workdir / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        yield f"http://127.0.0.1:{port}/api/v1/query"
-    finally:
-        _stop(proc, signal.SIGTERM, 20)
-
-
 def _has_number(result: list[dict]) -> bool:
     """At least one sample that is a number (histogram_quantile over no observations gives NaN)."""
     return any(not math.isnan(float(r["value"][1])) for r in result)
@@ -132,17 +106,7 @@ def test_promtool_and_every_panel_against_a_running_demo(tmp_path):
             assert name in exposition, f"the demo exports no {name}"
 
         with prometheus(base.removeprefix("http://"), tmp_path) as api:
-            def query(expr: str) -> dict:
-                return httpx.get(api, params={"query": expr}, timeout=10).json()
-
-            def scraped_twice() -> bool:
-                try:
-                    result = query('count_over_time(up{job="classfleet"}[1m])')["data"]["result"]
-                except (httpx.HTTPError, KeyError, ValueError):
-                    return False
-                return bool(result) and float(result[0]["value"][1]) >= 2
-
-            wait_for(scraped_twice, timeout=60, interval=0.5, what="two scrapes of the demo")
+            wait_scraped_twice(api, "two scrapes of the demo")
             expressions = _expressions()
             assert len(expressions) >= 30
             pending = {(where, expr): needs_data for where, expr, needs_data in expressions}
@@ -150,7 +114,7 @@ def test_promtool_and_every_panel_against_a_running_demo(tmp_path):
             deadline = time.monotonic() + QUERY_DEADLINE_S
             while pending and time.monotonic() < deadline:
                 for (where, expr), needs_data in list(pending.items()):
-                    answer = query(_substitute(expr))
+                    answer = query(api, _substitute(expr))
                     if answer.get("status") != "success":  # a parse error does not heal: fail now
                         pytest.fail(f"{where}: {answer.get('error')} in {_substitute(expr)}")
                     if not needs_data or where in EXEMPT or _has_number(answer["data"]["result"]):
@@ -161,5 +125,5 @@ def test_promtool_and_every_panel_against_a_running_demo(tmp_path):
                 if pending:
                     time.sleep(2)
             assert not pending, "\n".join(problems.values())
-            up = query('up{job="classfleet"}')["data"]["result"]
+            up = query(api, 'up{job="classfleet"}')["data"]["result"]
             assert up and up[0]["value"][1] == "1"

@@ -3,12 +3,15 @@ promtool accepts the exposition and the rules, every query parses, and every pan
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import re
 import shutil
+import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -36,6 +39,58 @@ def _binary(name: str) -> str:
     if path is None:
         pytest.fail(f"{name} is not installed: apt-get install -y prometheus (.ci/install-test-deps does this)")
     return path
+
+
+def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGINT, timeout: float = 30) -> bytes:
+    """Stop a process we started, politely first; returns what it printed (when piped)."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate(timeout=10)
+    return out or b""
+
+
+@contextlib.contextmanager
+def prometheus(target: str, workdir: Path, token_file: Path | None = None) -> Iterator[str]:
+    """Debian's prometheus on a free loopback port scraping ``target`` (host:port) every second, with the
+    bearer token in ``token_file`` if given and the alert rules loaded; yields its query URL."""
+    port = free_port()
+    scrape: dict = {"job_name": "classfleet", "metrics_path": "/metrics", "static_configs": [{"targets": [target]}]}
+    if token_file is not None:
+        scrape["authorization"] = {"credentials_file": str(token_file)}
+    config = workdir / "prometheus.yml"
+    config.write_text(yaml.safe_dump({
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(DASHBOARDS / "alerts.yml")],
+        "scrape_configs": [scrape],
+    }))
+    proc = subprocess.Popen([_binary("prometheus"), f"--config.file={config}",
+                             f"--storage.tsdb.path={workdir / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield f"http://127.0.0.1:{port}/api/v1/query"
+    finally:
+        stop_process(proc, signal.SIGTERM, 20)
+
+
+def query(api: str, expr: str) -> dict:
+    """Prometheus's answer to an instant query."""
+    return httpx.get(api, params={"query": expr}, timeout=10).json()
+
+
+def wait_scraped_twice(api: str, what: str) -> None:
+    """Wait (60 s at most) until Prometheus has scraped the controller twice, so rate() has two points."""
+    def scraped_twice() -> bool:
+        try:
+            result = query(api, 'count_over_time(up{job="classfleet"}[1m])')["data"]["result"]
+        except (httpx.HTTPError, KeyError, ValueError):
+            return False
+        return bool(result) and float(result[0]["value"][1]) >= 2
+
+    wait_for(scraped_twice, timeout=60, interval=0.5, what=what)
 
 
 def _seed(engine) -> None:
@@ -120,44 +175,17 @@ def test_every_dashboard_query_returns_data_in_a_real_prometheus(sqlite_url, tmp
     with serve_app(create_app(Settings(data_dir=tmp_path, metrics_token="s3cret"), engine, registry)) as url:
         token_file = tmp_path / "token"
         token_file.write_text("s3cret")
-        port = free_port()
-        config = tmp_path / "prometheus.yml"
-        config.write_text(yaml.safe_dump({
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "rule_files": [str(DASHBOARDS / "alerts.yml")],
-            "scrape_configs": [{"job_name": "classfleet", "metrics_path": "/metrics",
-                                "authorization": {"credentials_file": str(token_file)},
-                                "static_configs": [{"targets": [url.removeprefix("http://")]}]}],
-        }))
-        proc = subprocess.Popen([_binary("prometheus"), f"--config.file={config}",
-                                 f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        api = f"http://127.0.0.1:{port}/api/v1/query"
-
-        def query(expr: str) -> dict:
-            return httpx.get(api, params={"query": expr}, timeout=10).json()
-
-        try:
-            def scraped_twice() -> bool:
-                try:
-                    result = query('count_over_time(up{job="classfleet"}[1m])')["data"]["result"]
-                except (httpx.HTTPError, KeyError, ValueError):
-                    return False
-                return bool(result) and float(result[0]["value"][1]) >= 2
-
-            wait_for(scraped_twice, timeout=60, interval=0.5, what="two scrapes")
+        with prometheus(url.removeprefix("http://"), tmp_path, token_file) as api:
+            wait_scraped_twice(api, "two scrapes")
             time.sleep(1.5)  # let rate() windows hold two points of the counters
             failures = []
             for where, expr, needs_data in _expressions():
-                answer = query(_substitute(expr))
+                answer = query(api, _substitute(expr))
                 if answer.get("status") != "success":
                     failures.append(f"{where}: {answer.get('error')} in {expr}")
                 elif needs_data and not answer["data"]["result"]:
                     failures.append(f"{where}: no data for {_substitute(expr)}")
             assert not failures, "\n".join(failures)
-        finally:
-            proc.terminate()
-            proc.wait(20)
     engine.dispose()
 
 
