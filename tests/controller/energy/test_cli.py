@@ -11,19 +11,23 @@ from typer.testing import CliRunner
 
 from controller.audit.i18n import tr
 from controller.cli import app
+from controller.store import db
 from tests.controller.energy.week import EXPECTED, seed_week
 
 runner = CliRunner()
 
 
-def test_report_energy_in_every_format_says_the_same(db_url, tmp_path, monkeypatch):
-    from controller.store import db
-
-    monkeypatch.setenv("CLASSFLEET_DATABASE_URL", db_url)
+def _seeded_week(url: str, tmp_path, monkeypatch) -> None:
+    """Seed week.py's school into ``url`` and point the CLI (its settings come from the environment) at it."""
+    monkeypatch.setenv("CLASSFLEET_DATABASE_URL", url)
     monkeypatch.setenv("CLASSFLEET_DATA_DIR", str(tmp_path))
-    engine = db.make_engine(db_url)
+    engine = db.make_engine(url)
     seed_week(engine)
     engine.dispose()
+
+
+def test_report_energy_in_every_format_says_the_same(db_url, tmp_path, monkeypatch):
+    _seeded_week(db_url, tmp_path, monkeypatch)
     period = ["--from", "2026-11-23", "--to", "2026-11-30"]  # midnights, Vietnam's time
 
     out_json = tmp_path / "energy.json"
@@ -66,13 +70,7 @@ def test_report_energy_in_every_format_says_the_same(db_url, tmp_path, monkeypat
 
 
 def test_import_timetable_from_the_command_line(sqlite_url, tmp_path, monkeypatch):
-    from controller.store import db
-
-    monkeypatch.setenv("CLASSFLEET_DATABASE_URL", sqlite_url)
-    monkeypatch.setenv("CLASSFLEET_DATA_DIR", str(tmp_path))
-    engine = db.make_engine(sqlite_url)
-    seed_week(engine)
-    engine.dispose()
+    _seeded_week(sqlite_url, tmp_path, monkeypatch)
     good = tmp_path / "tkb.csv"
     good.write_text("record,school,days,day,hours_start,hours_end,starts_on,ends_on,name\n"
                     "school,s1,t2-t6,,07:00,16:30,,,\n"
