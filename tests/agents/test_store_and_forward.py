@@ -50,6 +50,19 @@ class DialFacts:
         return "dry"
 
 
+def _stop_agents_and_wait_for_all(engine: Any, agents: list[Agent], threads: list[threading.Thread],
+                                  stop: threading.Event, join_s: float, timeout: float) -> int:
+    """Stop the agents (none may stop with unacknowledged messages) and wait until the store holds at least every
+    message they produced; returns that number, for the caller's exactly-once check."""
+    stop.set()
+    for t in threads:
+        t.join(join_s)
+    assert all(len(a.spool) == 0 for a in agents), "an agent stopped with unacknowledged messages"
+    expected = sum(a.seq for a in agents)
+    wait_for(lambda: count(engine, Observation) >= expected, timeout=timeout, what=f"{expected} observations")
+    return expected
+
+
 def test_broker_outage_loses_nothing_and_keeps_order(tmp_path, sqlite_url, broker):
     with running_ingest(sqlite_url, broker.port, client_id="sf-controller") as (_, engine, _m):
         add_school(engine, "s1")
@@ -77,12 +90,7 @@ def test_broker_outage_loses_nothing_and_keeps_order(tmp_path, sqlite_url, broke
             # Heartbeats keep coming, so one may always be in flight: "drained" is at most a couple left.
             wait_for(lambda: all(a.connected and len(a.spool) <= 2 for a in agents), timeout=60,
                      what="spools drained after the broker returned")
-            stop.set()
-            for t in threads:
-                t.join(10)
-            assert all(len(a.spool) == 0 for a in agents), "an agent stopped with unacknowledged messages"
-            expected = sum(a.seq for a in agents)
-            wait_for(lambda: count(engine, Observation) >= expected, timeout=30, what=f"{expected} observations")
+            expected = _stop_agents_and_wait_for_all(engine, agents, threads, stop, join_s=10, timeout=30)
             assert count(engine, Observation) == expected  # exactly once
             with engine.connect() as conn:
                 devices = dict(conn.execute(select(Device.uid, Device.id)).all())
@@ -176,12 +184,7 @@ def test_broker_restart_mid_stream_with_24_spooling_agents_loses_nothing(tmp_pat
         wait_for(lambda: all(a.connected and len(a.spool) <= 5 for a in agents), timeout=120,
                  what="spools drained after the broker returned")
         time.sleep(1.0)
-        stop.set()
-        for t in threads:
-            t.join(15)
-        assert all(len(a.spool) == 0 for a in agents), "an agent stopped with unacknowledged messages"
-        expected = sum(a.seq for a in agents)
-        wait_for(lambda: count(engine, Observation) >= expected, timeout=180, what=f"{expected} observations")
+        expected = _stop_agents_and_wait_for_all(engine, agents, threads, stop, join_s=15, timeout=180)
         time.sleep(2.0)  # anything extra (there must be nothing) would arrive now
         assert count(engine, Observation) == expected  # exactly once
         with engine.connect() as conn:
