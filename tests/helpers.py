@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -124,6 +126,18 @@ def serve_app(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGINT, timeout: float = 30) -> bytes:
+    """Stop a process we started, politely first; returns what it printed (when piped)."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate(timeout=10)
+    return out or b""
 
 
 def make_app(engine: Engine, data_dir: Any) -> Any:

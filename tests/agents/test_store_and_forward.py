@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -22,7 +23,7 @@ from agents.core import Agent
 from controller.broker import PrivateBroker, free_port
 from controller.store import db
 from controller.store.models import Device, DeviceState, Incident, Observation
-from tests.helpers import add_school, count, running_ingest, wait_for
+from tests.helpers import add_school, count, running_ingest, stop_process, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -137,15 +138,6 @@ def _controller(tmp_path: Path, url: str, broker_url: str) -> subprocess.Popen[b
     return proc
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_broker_restart_mid_stream_with_24_spooling_agents_loses_nothing(tmp_path, sqlite_url, broker):
@@ -166,7 +158,7 @@ def test_broker_restart_mid_stream_with_24_spooling_agents_loses_nothing(tmp_pat
             t.start()
         wait_for(lambda: count(engine, Observation) >= 1000, timeout=60, what="1,000 live observations")
 
-        _stop(ctl)  # its session stays on the broker, which queues the stream for it
+        stop_process(ctl, signal.SIGTERM)  # its session stays on the broker, which queues the stream for it
         stored_at_ctl_stop = count(engine, Observation)
         time.sleep(5.0)
         broker.broker.stop()  # SIGTERM: Mosquitto saves sessions and queued messages to its persistence file
@@ -201,7 +193,7 @@ def test_broker_restart_mid_stream_with_24_spooling_agents_loses_nothing(tmp_pat
         stop.set()
         for t in threads:
             t.join(15)
-        _stop(ctl)
+        stop_process(ctl, signal.SIGTERM)
         if restarted is not None:
             restarted.stop()
         engine.dispose()

@@ -25,10 +25,9 @@ from tests.dashboards.test_prometheus import (
     _substitute,
     prometheus,
     query,
-    stop_process,
     wait_scraped_twice,
 )
-from tests.helpers import wait_for
+from tests.helpers import stop_process, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(420)]
 QUERY_DEADLINE_S = 180  # pollers run every 15–30 s in the demo; rate windows need two of their rounds

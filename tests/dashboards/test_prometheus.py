@@ -28,7 +28,7 @@ from controller.store import db
 from controller.store.models import Device, District, EquipmentPlan, Room, School
 from controller.store.polls import ComponentStatus, FaultCheck, PollResult, record_polls
 from controller.store.writer import Accepted, BatchWriter
-from tests.helpers import heartbeat, serve_app, status, wait_for
+from tests.helpers import heartbeat, serve_app, status, stop_process, wait_for
 
 DASHBOARDS = Path(__file__).resolve().parents[2] / "dashboards"
 pytestmark = pytest.mark.integration
@@ -39,18 +39,6 @@ def _binary(name: str) -> str:
     if path is None:
         pytest.fail(f"{name} is not installed: apt-get install -y prometheus (.ci/install-test-deps does this)")
     return path
-
-
-def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGINT, timeout: float = 30) -> bytes:
-    """Stop a process we started, politely first; returns what it printed (when piped)."""
-    if proc.poll() is None:
-        proc.send_signal(sig)
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, _ = proc.communicate(timeout=10)
-    return out or b""
 
 
 @contextlib.contextmanager
