@@ -798,16 +798,23 @@ def render(report: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+def load_parser(doc: str) -> argparse.ArgumentParser:
+    """A parser with the publisher load's options (agents, per agent, processes, in flight, warm-up), which
+    bench/scale_out.py shares."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--agents", type=int, default=1000, help="simulated agents (one MQTT connection each)")
     ap.add_argument("--per-agent", type=int, default=100, help="heartbeats each agent publishes")
-    ap.add_argument("--phases", default=",".join(PHASES), help="comma-separated, from: " + ", ".join(PHASES))
-    ap.add_argument("--batch-max", type=int, default=500, help="IngestService batch_max")
     ap.add_argument("--procs", type=int, default=2, help="publisher processes")
     ap.add_argument("--inflight", type=int, default=20, help="unacknowledged QoS 1 messages per client")
     ap.add_argument("--warmup", type=float, default=0.1, help="share of the total excluded as warm-up")
+    return ap
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = load_parser(__doc__)
+    ap.add_argument("--phases", default=",".join(PHASES), help="comma-separated, from: " + ", ".join(PHASES))
+    ap.add_argument("--batch-max", type=int, default=500, help="IngestService batch_max")
     ap.add_argument("--pg-url", default=None,
                     help="PostgreSQL admin URL to create a throwaway database in (default: "
                          "tests.fixtures.services.postgres(): one on 127.0.0.1:5432, or a temporary cluster)")

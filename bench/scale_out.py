@@ -51,6 +51,7 @@ from bench.ingest import (  # noqa: E402 - after the path set-up above
     ceiling_main,
     cpu_percent,
     fleet,
+    load_parser,
     log,
     pg_server,
     prepare_parent,
@@ -267,16 +268,10 @@ def render(report: dict[str, Any]) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ap.add_argument("--agents", type=int, default=1000, help="simulated agents (one MQTT connection each)")
-    ap.add_argument("--per-agent", type=int, default=100, help="heartbeats each agent publishes")
+    ap = load_parser(__doc__)
     ap.add_argument("--replicas", default="1,2,3", help="comma-separated replica counts (the ceiling runs first)")
     ap.add_argument("--no-ceiling", action="store_true", help="skip the bare-subscriber ceiling")
     ap.add_argument("--batch-max", type=int, default=500, help="the controller's default; sets Receive Maximum")
-    ap.add_argument("--procs", type=int, default=2, help="publisher processes")
-    ap.add_argument("--inflight", type=int, default=20, help="unacknowledged QoS 1 messages per client")
-    ap.add_argument("--warmup", type=float, default=0.1, help="share of the total excluded as warm-up")
     ap.add_argument("--pg-url", default=None, help="PostgreSQL admin URL (default: tests.fixtures.services.postgres())")
     ap.add_argument("--workdir", default=None, help="where the temp dirs go")
     ap.add_argument("--timeout", type=float, default=900, help="overall limit in seconds")
