@@ -117,6 +117,9 @@ class PollMetrics:
             metric.labels(poller)
 
 
+INFO_EXTRA_LABELS = ("room_kind", "vendor", "model", "watched_by")  # classfleet_device_info's, after the device's
+
+
 class StoreCollector(Collector):
     """Device metrics read from the store at scrape time."""
 
@@ -147,8 +150,7 @@ class StoreCollector(Collector):
                                            "When the device was last heard from (Unix time).",
                                            labels=["school", "device", "device_kind"]),
             "info": GaugeMetricFamily("classfleet_device_info", "Device metadata (value 1).",
-                                      labels=["school", "device", "device_kind", "room_kind", "vendor", "model",
-                                              "watched_by"]),
+                                      labels=["school", "device", "device_kind", *INFO_EXTRA_LABELS]),
             "counts": GaugeMetricFamily("classfleet_devices", "Devices by school, kind and health.",
                                         labels=["school", "device_kind", "health"]),
             "planned": GaugeMetricFamily("classfleet_devices_planned", "Devices planned (bought) per school and kind.",
@@ -181,12 +183,21 @@ class StoreCollector(Collector):
                 .outerjoin(Room, Room.id == Device.room_id)
                 .where(Device.lifecycle == "active")
             )
+            text = isinstance(f["up"], _TextFamily)  # the fast path formats each device's labels once
             for school, uid, kind, state, last_seen, room_kind, vendor, model, watched_by in rows:
-                f["up"].add_metric([school, uid, kind], 1.0 if state in ("ok", "degraded") else 0.0)
-                if last_seen is not None:
-                    f["last_seen"].add_metric([school, uid, kind], last_seen.timestamp())
-                f["info"].add_metric([school, uid, kind, room_kind or "", (vendor or "")[:64], (model or "")[:64],
-                                      watched_by], 1.0)
+                up = 1.0 if state in ("ok", "degraded") else 0.0
+                extra = [room_kind or "", (vendor or "")[:64], (model or "")[:64], watched_by]
+                if text:
+                    labels = f'school="{_escape(school)}",device="{_escape(uid)}",device_kind="{_escape(kind)}"'
+                    f["up"].add_labelled(labels, up)
+                    if last_seen is not None:
+                        f["last_seen"].add_labelled(labels, last_seen.timestamp())
+                    f["info"].add_labelled(labels + "," + _label_text(INFO_EXTRA_LABELS, extra), 1.0)
+                else:
+                    f["up"].add_metric([school, uid, kind], up)
+                    if last_seen is not None:
+                        f["last_seen"].add_metric([school, uid, kind], last_seen.timestamp())
+                    f["info"].add_metric([school, uid, kind, *extra], 1.0)
                 totals[(school, kind, state)] = totals.get((school, kind, state), 0) + 1
             for school, kind, n in conn.execute(
                 select(EquipmentPlan.school_id, EquipmentPlan.device_kind, func.sum(EquipmentPlan.planned))
@@ -232,14 +243,21 @@ class _TextFamily:
     def add_metric(self, values: list[str], value: float) -> None:
         """One sample."""
         if self._labels:
-            inner = ",".join(f'{k}="{_escape(v)}"' for k, v in zip(self._labels, values, strict=True))
-            self._lines.append(f"{self._name}{{{inner}}} {float(value)!r}\n")
+            self.add_labelled(_label_text(self._labels, values), value)
         else:
             self._lines.append(f"{self._name} {float(value)!r}\n")
+
+    def add_labelled(self, labels: str, value: float) -> None:
+        """One sample whose label text (``k="v",…``, escaped, in the family's label order) is already made."""
+        self._lines.append(f"{self._name}{{{labels}}} {float(value)!r}\n")
 
     def text(self) -> str:
         """HELP, TYPE and the samples."""
         return self._head + "".join(self._lines)
+
+
+def _label_text(names: list[str] | tuple[str, ...], values: list[str]) -> str:
+    return ",".join(f'{k}="{_escape(v)}"' for k, v in zip(names, values, strict=True))
 
 
 def _escape(value: str) -> str:

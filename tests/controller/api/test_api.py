@@ -96,6 +96,20 @@ def test_metrics_read_the_store(seeded):
     assert "classfleet_ingest_batch_commit_seconds" in families
 
 
+def test_metrics_are_gzipped_for_scrapers_that_ask(seeded):
+    import gzip
+
+    client = _client(*seeded)
+    plain = client.get("/metrics", headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers
+    response = client.send(client.build_request("GET", "/metrics", headers={"Accept-Encoding": "gzip"}), stream=True)
+    assert response.headers["content-encoding"] == "gzip" and response.headers["vary"] == "Accept-Encoding"
+    body = b"".join(response.iter_raw())  # the bytes as sent, not decoded by the client
+    response.close()
+    # The same (cached) rendering either way, a fraction of the bytes.
+    assert gzip.decompress(body).decode() == plain.text and len(body) < len(plain.content) / 3
+
+
 def test_metrics_token_and_probes(seeded):
     client = _client(*seeded, metrics_token="s3cret")
     assert client.get("/metrics").status_code == 401
