@@ -1,0 +1,52 @@
+"""The store's fleet gauges written directly as exposition text say exactly what prometheus-client would."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.orm import Session
+
+from classfleet_wire import decode
+from controller.metrics import StoreCollector
+from controller.store import db
+from controller.store.models import Device, EquipmentPlan, Room
+from controller.store.writer import Accepted, BatchWriter
+from tests.helpers import add_school, heartbeat, status
+
+
+def _samples(text: str) -> list[tuple[str, tuple[tuple[str, str], ...], float]]:
+    return sorted((s.name, tuple(sorted(s.labels.items())), s.value)
+                  for family in text_string_to_metric_families(text) for s in family.samples)
+
+
+def test_fast_rendering_equals_prometheus_clients(sqlite_url):
+    engine = db.make_engine(sqlite_url)
+    add_school(engine, "s1")
+    now = dt.datetime.now(dt.UTC)
+    with Session(engine) as session, session.begin():
+        lab = Room(school_id="s1", code="lab-1", name="Phòng máy", kind="computer_lab")
+        session.add(lab)
+        session.flush()
+        session.add_all([
+            Device(school_id="s1", uid="sw-1", kind="switch", watched_by="snmp", room_id=lab.id,
+                   vendor='Cisco "Catalyst"', model="C2960\\X\nrev B"),  # every character the format escapes
+            Device(school_id="s1", uid="cam-1", kind="camera", watched_by="onvif"),
+            EquipmentPlan(school_id="s1", room_kind="computer_lab", device_kind="pc", planned=3)])
+    items = []
+    for i in range(3):
+        topic = f"classfleet/v1/s1/pc-{i}"
+        items += [Accepted(decode(f"{topic}/status", status("online", 1)), now),
+                  Accepted(decode(f"{topic}/heartbeat", heartbeat(1, 1)), now)]
+    BatchWriter(engine).write(items, [])
+    collector = StoreCollector(engine, 180, clock=lambda: now)
+    fast = collector.render().decode()
+    registry = CollectorRegistry()
+    registry.register(collector)
+    slow = generate_latest(registry).decode()
+    assert _samples(fast) == _samples(slow)
+    info = {s.labels["device"]: s.labels for f in text_string_to_metric_families(fast) for s in f.samples
+            if s.name == "classfleet_device_info"}
+    assert info["sw-1"]["vendor"] == 'Cisco "Catalyst"' and info["sw-1"]["model"] == "C2960\\X\nrev B"
+    assert len(info) == 5
