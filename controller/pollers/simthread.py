@@ -4,6 +4,7 @@ their own, so blocking test or demo code never stalls them."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import threading
 from typing import Any, Self
 
@@ -20,6 +21,15 @@ class ThreadedSimulator:
 
     async def astop(self) -> None:
         raise NotImplementedError
+
+    async def aserve_until_signalled(self) -> None:
+        """For a simulator run as its own process (demo, bench): serve until SIGINT or SIGTERM, then close."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await self.astop()
 
     def start(self) -> Self:
         """Run the simulator's loop in its thread; returns once it listens."""

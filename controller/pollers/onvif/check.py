@@ -20,6 +20,7 @@ from typing import Any, Literal
 import aiohttp
 import zeep.exceptions
 
+from controller.pollers.concurrency import as_checked
 from controller.store.polls import ComponentStatus, FaultCheck, PollResult
 
 # onvif.client calls logging.basicConfig() when imported, which would silently win over the
@@ -392,18 +393,9 @@ class OnvifChecker:
             raise RuntimeError("OnvifChecker used before open()")
         return self._transport
 
-    async def check_many(self, targets: Iterable[CameraTarget]) -> AsyncIterator[tuple[CameraTarget, CheckReport]]:
-        """Check every target concurrently (bounded), yielding each report as soon as it is ready."""
-        tasks = {asyncio.ensure_future(self._check_pair(t)) for t in targets}
-        try:
-            for next_done in asyncio.as_completed(tasks):
-                yield await next_done
-        finally:
-            for task in tasks:
-                task.cancel()
-
-    async def _check_pair(self, target: CameraTarget) -> tuple[CameraTarget, CheckReport]:
-        return target, await self.check(target)
+    def check_many(self, targets: Iterable[CameraTarget]) -> AsyncIterator[tuple[CameraTarget, CheckReport]]:
+        """Check every target (bounded by the checker), yielding each report as soon as it is ready."""
+        return as_checked(self.check, targets)
 
     async def check(self, target: CameraTarget) -> CheckReport:
         """One full health check, never longer than ``check_timeout_s`` and never raising."""

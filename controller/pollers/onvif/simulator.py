@@ -22,7 +22,6 @@ import hashlib
 import json
 import re
 import secrets
-import signal
 import socket
 import sys
 import threading
@@ -834,12 +833,7 @@ async def _serve(args: argparse.Namespace) -> None:
         print(json.dumps({"kind": "nvr" if cam.nvr else "camera", "host": args.host, "port": port,
                           "serial": cam.serial, "channels": cam.channels}), flush=True)
     print(json.dumps({"ready": len(cams)}), flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await sim.astop()
+    await sim.aserve_until_signalled()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -13,7 +13,7 @@ import datetime as dt
 import logging
 import time
 import tomllib
-from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -21,6 +21,7 @@ from typing import Any
 
 from controller.store.polls import ComponentStatus, FaultCheck, PollResult
 
+from ..concurrency import as_checked
 from .protocol import (
     DEFAULT_PORT,
     ERST_CATEGORIES,
@@ -206,20 +207,9 @@ class ProjectorChecker:
         self.lamp_life = self.settings.lamp_life or LampLife.load()
         self._limit = asyncio.Semaphore(max(1, self.settings.max_concurrency))
 
-    async def check_many(self, targets: Iterable[ProjectorTarget]
-                         ) -> AsyncGenerator[tuple[ProjectorTarget, CheckReport], None]:
-        """Check every target, yielding each report as soon as it is ready (a slow one holds back nobody)."""
-        tasks = {asyncio.ensure_future(self._check_pair(t)) for t in targets}
-        try:
-            for next_done in asyncio.as_completed(tasks):
-                yield await next_done
-        finally:
-            for task in tasks:
-                task.cancel()
-
-    async def _check_pair(self, target: ProjectorTarget) -> tuple[ProjectorTarget, CheckReport]:
-        """The target with its report, so ``as_completed`` results say whose they are."""
-        return target, await self.check(target)
+    def check_many(self, targets: Iterable[ProjectorTarget]) -> AsyncIterator[tuple[ProjectorTarget, CheckReport]]:
+        """Check every target (bounded by the checker), yielding each report as soon as it is ready."""
+        return as_checked(self.check, targets)
 
     async def check(self, target: ProjectorTarget) -> CheckReport:
         """One full check, never longer than ``check_timeout_s`` (plus the wait for a slot), never raising."""

@@ -22,7 +22,6 @@ import hashlib
 import json
 import re
 import secrets
-import signal
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -295,12 +294,7 @@ async def _serve(args: argparse.Namespace) -> None:
                           "class": projector.pjlink_class, "auth": projector.password is not None,
                           "mode": projector.mode}), flush=True)
     print(json.dumps({"ready": len(projectors)}), flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await sim.astop()
+    await sim.aserve_until_signalled()
 
 
 def main(argv: list[str] | None = None) -> None:
