@@ -116,6 +116,57 @@ class PollMetrics:
         for metric in (self.round_seconds, self.check_seconds, self.rounds, self.round_errors, self.check_failures):
             metric.labels(poller)
 
+    def apply(self, relayed: tuple[str, str, str, float]) -> None:
+        """Record one observation a worker process relayed (``PollMetricsRelay``) as if made here."""
+        attribute, poller, method, value = relayed
+        if attribute not in RELAYED_METRICS or method not in ("observe", "inc"):
+            raise ValueError(f"not a relayed poll metric: {relayed!r}")
+        getattr(getattr(self, attribute).labels(poller), method)(value)
+
+
+RELAYED_METRICS = ("round_seconds", "check_seconds", "rounds", "round_errors", "check_failures")
+
+
+class PollMetricsRelay:
+    """``PollMetrics`` as a poller in a worker process sees it: each observation is put on a queue that the
+    parent applies to its own registry (``PollMetrics.apply``), so /metrics shows the workers' polls and the
+    series survive a worker's restart. Never blocks a poll: when the queue is full the observation is dropped."""
+
+    def __init__(self, queue: Any) -> None:
+        self._queue = queue
+        self.dropped = 0
+        for attribute in RELAYED_METRICS:
+            setattr(self, attribute, _RelayedMetric(self, attribute))
+
+    def declare(self, poller: str) -> None:
+        """The parent declares the series; nothing to do here."""
+
+    def put(self, relayed: tuple[str, str, str, float]) -> None:
+        """Queue one observation for the parent."""
+        try:
+            self._queue.put_nowait(relayed)
+        except Exception:  # noqa: BLE001 - queue.Full: a metric is not worth stalling a poll for
+            self.dropped += 1
+
+
+class _RelayedMetric:
+    def __init__(self, relay: PollMetricsRelay, attribute: str) -> None:
+        self._relay, self._attribute = relay, attribute
+
+    def labels(self, poller: str) -> _RelayedChild:
+        return _RelayedChild(self._relay, self._attribute, poller)
+
+
+class _RelayedChild:
+    def __init__(self, relay: PollMetricsRelay, attribute: str, poller: str) -> None:
+        self._relay, self._attribute, self._poller = relay, attribute, poller
+
+    def observe(self, value: float) -> None:
+        self._relay.put((self._attribute, self._poller, "observe", float(value)))
+
+    def inc(self, value: float = 1.0) -> None:
+        self._relay.put((self._attribute, self._poller, "inc", float(value)))
+
 
 INFO_EXTRA_LABELS = ("room_kind", "vendor", "model", "watched_by")  # classfleet_device_info's, after the device's
 

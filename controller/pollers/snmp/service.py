@@ -456,6 +456,14 @@ class SnmpPollerProcesses:
         self._processes: list[Any] = []
         self._stop: Any = None
         self._commands: list[Any] = []
+        self.metrics: PollMetrics | None = None
+        self._relayed: Any = None  # the workers' poll metrics, on their way to this process's registry
+        self._relay_thread: threading.Thread | None = None
+
+    def bind_metrics(self, metrics: PollMetrics) -> None:
+        """Report the workers' rounds, check durations and failures into this process's registry."""
+        self.metrics = metrics
+        metrics.declare("snmp")
 
     def start(self, timeout: float = 60.0) -> None:
         """Spawn the workers and wait until each has started its service."""
@@ -464,11 +472,16 @@ class SnmpPollerProcesses:
         ctx = multiprocessing.get_context("spawn")
         self._stop = ctx.Event()
         ready = ctx.Queue()
+        if self.metrics is not None:
+            self._relayed = ctx.Queue(maxsize=100_000)
+            self._relay_thread = threading.Thread(target=self._apply_relayed, args=(self._relayed, self.metrics),
+                                                  name="classfleet-snmp-metrics", daemon=True)
+            self._relay_thread.start()
         for index in range(self.workers):
             commands = ctx.Queue()
             process = ctx.Process(target=_worker, name=f"classfleet-snmp-{index}", daemon=True,
                                   args=(self.database_url, (index, self.workers), self.options, self._stop,
-                                        commands, ready))
+                                        commands, ready, self._relayed))
             process.start()
             self._processes.append(process)
             self._commands.append(commands)
@@ -499,7 +512,20 @@ class SnmpPollerProcesses:
             if process.is_alive():
                 process.terminate()
                 process.join(5)
+        if self._relay_thread is not None:
+            self._relayed.put(None)  # after the workers' last observations
+            self._relay_thread.join(5)
         self._processes, self._commands, self._stop = [], [], None
+        self._relayed = self._relay_thread = None
+
+    @staticmethod
+    def _apply_relayed(relayed: Any, metrics: PollMetrics) -> None:
+        """Apply the workers' observations until the ``None`` that ``stop`` puts last."""
+        while (item := relayed.get()) is not None:
+            try:
+                metrics.apply(item)
+            except Exception:  # noqa: BLE001 - one bad item never stops the relay
+                log.exception("could not apply a relayed SNMP poll metric")
 
     @property
     def pids(self) -> list[int]:
@@ -508,7 +534,7 @@ class SnmpPollerProcesses:
 
 
 def _worker(database_url: str, shard: tuple[int, int], options: dict[str, Any], stop: Any, commands: Any,
-            ready: Any) -> None:
+            ready: Any, relayed: Any = None) -> None:
     """A worker process: its own engine and service; exits when the parent sets ``stop``."""
     import queue
     import signal
@@ -525,6 +551,10 @@ def _worker(database_url: str, shard: tuple[int, int], options: dict[str, Any], 
 
         options["membership"] = StoreMembership(engine, member_id)
     service = SnmpPollerService(engine, shard=shard, **options)
+    if relayed is not None:
+        from ...metrics import PollMetricsRelay
+
+        service.bind_metrics(PollMetricsRelay(relayed))  # type: ignore[arg-type]
     try:
         service.start()
     except Exception as exc:  # noqa: BLE001 - reported to the parent

@@ -212,6 +212,8 @@ def test_worker_processes_share_the_schools_and_stop(engine: Engine, sqlite_url:
                 credential_ref="CLASSFLEET_TEST_SNMP").returning(Device.id)).scalar_one()))
     workers = SnmpPollerProcesses(sqlite_url, workers=2, interval_s=600, refresh_s=600, timeout_s=1, retries=0,
                                   batch_interval_s=0.1, log_level="WARNING")
+    registry = CollectorRegistry()
+    workers.bind_metrics(poll_metrics(registry))
     workers.start()
     pids = workers.pids
     try:
@@ -223,6 +225,12 @@ def test_worker_processes_share_the_schools_and_stop(engine: Engine, sqlite_url:
     assert len(pids) == 2 and workers.pids == []
     assert all(polls(engine, d)[0]["reachable"] for d in devices)
     assert [len(polls(engine, d)) for d in devices[1:]] == [1, 1, 1]
+    # the workers' polls are in this process's /metrics: one check per poll, no failures, rounds from both
+    metrics = _samples(registry)
+    assert metrics["classfleet_poll_check_duration_seconds_count"] == 5
+    assert metrics["classfleet_poll_check_duration_seconds_sum"] > 0
+    assert metrics["classfleet_poll_check_failures_total"] == 0
+    assert metrics["classfleet_poll_rounds_total"] >= 2 == metrics["classfleet_poll_round_errors_total"] + 2
 
 
 def test_inferred_uplink_survives_a_restart(engine: Engine, snmpsim_agent: Snmpsim) -> None:
