@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = Field(default=None, description="signs console sessions; default: generated "
                                          "once and kept in the data directory")
     metrics_cache_s: float = Field(default=15.0, ge=0, description="serve one /metrics rendering for this long "
-                                   "(Prometheus scrapes every 15-60 s; 0: render every scrape)")
+                                   "and render the next one ahead while scraped (0: render every scrape)")
     metrics_public: bool = Field(default=False, description="serve /metrics without a token even with auth on "
                                  "(only on an internal address)")
     metrics_token: SecretStr | None = Field(default=None, description="bearer token required on /metrics")

@@ -48,6 +48,7 @@ class Controller:
         self.pollers: list[Any] = []  # each has start() and stop(); they run on their own threads
         self.cluster: Cluster | None = None
         self._stop = threading.Event()
+        self._apps: list[FastAPI] = []  # their /metrics renderers stop before the engine goes
         self._retention: threading.Thread | None = None
 
     def start(self) -> None:
@@ -129,8 +130,10 @@ class Controller:
         """The API app over this controller's store and metrics."""
         assert self.engine is not None and self.ingest is not None
         ingest = self.ingest
-        return create_app(self.settings, self.engine, self.registry, ingest_ready=lambda: ingest.connected,
-                          clock=clock)
+        app = create_app(self.settings, self.engine, self.registry, ingest_ready=lambda: ingest.connected,
+                         clock=clock, refresh_metrics_ahead=True)
+        self._apps.append(app)
+        return app
 
     def _run_retention(self) -> None:
         from .store.db import session_factory
@@ -161,6 +164,8 @@ class Controller:
             self.ingest.stop()
         if self.broker is not None:
             self.broker.stop()
+        for app in self._apps:
+            app.state.metrics_cache.close()
         if self.engine is not None:
             self.engine.dispose()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import hmac
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -36,31 +37,84 @@ from .origin import ClientAddressMiddleware, record_origin
 from .routes import router
 from .schemas import Health
 
+log = logging.getLogger(__name__)
 
-class _RenderCache:
-    """Renders /metrics at most once per ``ttl`` seconds, however often it is scraped: rendering tens of
-    thousands of series holds the GIL, and ingest shares this process. The gzip form (what Prometheus asks
-    for) is made once per rendering too: a tenth of the bytes to push per scrape."""
 
-    def __init__(self, render: Callable[[], bytes], ttl: float) -> None:
+class MetricsCache:
+    """Serves /metrics from a rendering at most ``ttl`` seconds old, however often it is scraped: rendering tens
+    of thousands of series holds the GIL, and ingest shares this process. The gzip form (what Prometheus asks
+    for) is made once per rendering too: a tenth of the bytes to push per scrape.
+
+    With ``refresh_ahead`` (the controller's setting), a thread renders the next snapshot while scrapes keep
+    coming, so a scrape only copies bytes and never waits for a rendering: every scrape but the first (and the
+    first after ``idle_after`` seconds without any) is answered at once, with data at most ``ttl`` plus one
+    rendering old, the same freshness as rendering on demand. Without scrapes the thread stops."""
+
+    def __init__(self, render: Callable[[], bytes], ttl: float, *, refresh_ahead: bool = False,
+                 idle_after: float | None = None) -> None:
         self._render = render
         self._ttl = ttl
+        self._refresh_ahead = refresh_ahead and ttl > 0
+        self._idle_after = idle_after if idle_after is not None else 4 * ttl
         self._lock = threading.Lock()
         self._body = b""
         self._gzipped: bytes | None = None
-        self._at = float("-inf")
+        self._at = float("-inf")  # when the rendering being served started
+        self._render_s = 0.0
+        self._asked_at = float("-inf")
+        self._gzip_wanted = False
+        self._refresher: threading.Thread | None = None
+        self._closed = threading.Event()
+        self.renderings = 0
 
     def get(self, gzipped: bool = False) -> bytes:
-        """The latest rendering, made now if it is older than the TTL (one renderer at a time)."""
+        """The latest rendering; made now if there is none recent enough (one renderer at a time)."""
+        self._asked_at = time.monotonic()
+        self._gzip_wanted = gzipped
         with self._lock:
-            if time.monotonic() - self._at >= self._ttl:
-                self._body, self._gzipped = self._render(), None
-                self._at = time.monotonic()
+            if time.monotonic() - self._at >= self._ttl + (max(1.0, 2 * self._render_s) if self._refresher else 0):
+                self._store(*self._rendering())
+            if self._refresh_ahead and self._refresher is None and not self._closed.is_set():
+                self._refresher = threading.Thread(target=self._refresh, name="classfleet-metrics-render",
+                                                   daemon=True)
+                self._refresher.start()
             if not gzipped:
                 return self._body
             if self._gzipped is None:
                 self._gzipped = gzip.compress(self._body, compresslevel=1)
             return self._gzipped
+
+    def close(self) -> None:
+        """Stop rendering ahead (the controller's shutdown)."""
+        self._closed.set()
+        refresher = self._refresher
+        if refresher is not None:
+            refresher.join(30)
+
+    def _rendering(self) -> tuple[float, float, bytes]:
+        started = time.monotonic()
+        body = self._render()
+        return started, time.monotonic() - started, body
+
+    def _store(self, started: float, took: float, body: bytes, gzipped: bytes | None = None) -> None:
+        self._at, self._render_s, self._body, self._gzipped = started, took, body, gzipped
+        self.renderings += 1
+
+    def _refresh(self) -> None:
+        """Render the next snapshot ``ttl`` after the last one started, off the scrapes' path."""
+        try:
+            while not self._closed.wait(max(0.0, self._at + self._ttl - time.monotonic())):
+                if time.monotonic() - self._asked_at > self._idle_after:
+                    return  # nobody scrapes: the next scrape renders on demand
+                started, took, body = self._rendering()
+                gzipped = gzip.compress(body, compresslevel=1) if self._gzip_wanted else None
+                with self._lock:
+                    self._store(started, took, body, gzipped)
+        except Exception as exc:  # the next scrape renders on demand and reports what fails
+            log.warning("rendering /metrics ahead failed: %s: %s", type(exc).__name__, exc)
+        finally:
+            with self._lock:
+                self._refresher = None
 
 
 def session_secret(settings: Settings) -> str:
@@ -93,8 +147,10 @@ def create_app(
     ingest_ready: Callable[[], bool] | None = None,
     clock: Callable[[], dt.datetime] | None = None,
     lifespan: Any = None,
+    refresh_metrics_ahead: bool = False,
 ) -> FastAPI:
-    """Build the API app over an engine and a metrics registry (both owned by the caller)."""
+    """Build the API app over an engine and a metrics registry (both owned by the caller). With
+    ``refresh_metrics_ahead`` the caller closes ``app.state.metrics_cache`` before disposing the engine."""
     app = FastAPI(
         title="classfleet", version=__version__, lifespan=lifespan,
         description="Smart-classroom device fleet manager: inventory, device state and health.",
@@ -145,7 +201,8 @@ def create_app(
         body = Health(status="ok" if ok else "unavailable", checks=checks)
         return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
-    cache = _RenderCache(lambda: render_metrics(registry), settings.metrics_cache_s)
+    cache = app.state.metrics_cache = MetricsCache(lambda: render_metrics(registry), settings.metrics_cache_s,
+                                                   refresh_ahead=refresh_metrics_ahead)
 
     @app.get("/metrics", tags=["ops"], response_class=Response)
     def metrics(request: Request) -> Response:
