@@ -27,8 +27,9 @@ Pollers shard by school: a school belongs to the live member with the highest re
 joining or leaving moves only the schools it gains or had (about 1/n of them). A replica always counts
 itself as a member, so while the store is away it keeps polling what it had (duplicates, never gaps).
 
-A lease handover can overlap a round still in flight on the old holder; the command dispatcher is therefore
-also race-safe on its own (it claims ``pending → sent`` with a conditional update before publishing).
+A lease handover can overlap a round still in flight on the old holder; the command dispatcher and the notifier
+are therefore also race-safe on their own: the dispatcher claims ``pending → sent`` and the notifier claims the
+incidents it is about to send (``notify_claimed_until``), each with a conditional update, before acting.
 """
 
 from __future__ import annotations

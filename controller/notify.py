@@ -4,7 +4,8 @@ A burst (a school-wide outage raising 200 incidents) becomes one message per sch
 the notifier waits ``batch_delay`` after an incident opens, then sends everything new for that
 school at once. A failed send is retried with exponential backoff; incidents are marked notified
 only when every route for them succeeded (or was skipped for severity). Incidents opened during a
-school's maintenance window are recorded but never notified.
+school's maintenance window are recorded but never notified. Incidents are claimed in the store before
+they are sent, so two replicas overlapping at a lease handover never send one twice.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from email.message import EmailMessage
 from typing import Any, Protocol
 
 import httpx
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, or_, select, update
 from sqlalchemy.orm import Session
 
 from classfleet_wire import lookup
@@ -125,8 +126,10 @@ class Notifier(PeriodicTask):
     name = "notifier"
 
     def __init__(self, engine: Engine, channels: dict[str, Channel], *, batch_delay_s: float = 30.0,
-                 interval_s: float = 10.0, clock: Callable[[], dt.datetime] | None = None) -> None:
+                 interval_s: float = 10.0, claim_s: float = 600.0,
+                 clock: Callable[[], dt.datetime] | None = None) -> None:
         super().__init__(interval_s)
+        self._claim_for = dt.timedelta(seconds=claim_s)  # longer than any send with its timeouts
         self._engine = engine
         self._channels = channels
         self._batch_delay = dt.timedelta(seconds=batch_delay_s)
@@ -135,33 +138,57 @@ class Notifier(PeriodicTask):
         self._failures: dict[int, int] = defaultdict(int)
 
     def run_once(self) -> int:
-        """One round; returns how many incidents were marked notified."""
+        """One round; returns how many incidents were marked notified.
+
+        Each school's incidents are claimed (``notify_claimed_until``) in a short transaction before anything is
+        sent, so a replica whose lease ran out mid-round and the one that took over never send the same incident;
+        a claim left by a crashed replica runs out after ``claim_s`` and the incidents go out then (at least once).
+        """
         now = self._clock()
         with Session(self._engine) as session, session.begin():
             rows = session.execute(
                 select(Incident, Device.uid, School.name).join(Device, Device.id == Incident.device_id)
                 .join(School, School.id == Incident.school_id)
-                .where(Incident.notified_at.is_(None), Incident.state != "resolved",
-                       Incident.opened_at <= now - self._batch_delay)
+                .where(*self._unsent(now), Incident.opened_at <= now - self._batch_delay)
                 .order_by(Incident.school_id, Incident.opened_at)
             ).all()
             if not rows:
                 return 0
             quiet = opened_in_maintenance(session, [incident for incident, _, _ in rows])
+            done = 0
+            if quiet:  # recorded, never notified
+                done = session.execute(update(Incident).where(Incident.id.in_(quiet), *self._unsent(now))
+                                       .values(notified_at=now)).rowcount
             routes = session.scalars(select(NotificationRoute).where(NotificationRoute.enabled.is_(True))).all()
-            done: list[int] = []
-            by_school: dict[str, list[Any]] = defaultdict(list)
-            for incident, uid, school_name in rows:
-                if incident.id in quiet:
-                    done.append(incident.id)  # recorded, never notified
-                else:
-                    by_school[incident.school_id].append((incident, uid, school_name))
-            for school_id, items in by_school.items():
-                if self._deliver(school_id, items, routes, now):
-                    done.extend(i.id for i, _, _ in items)
-            if done:
-                session.execute(update(Incident).where(Incident.id.in_(done)).values(notified_at=now))
-        return len(done)
+            session.expunge_all()  # plain values from here on: nothing is sent inside a transaction
+        by_school: dict[str, list[Any]] = defaultdict(list)
+        for incident, uid, school_name in rows:
+            if incident.id not in quiet:
+                by_school[incident.school_id].append((incident, uid, school_name))
+        for school_id, items in by_school.items():
+            claimed = self._claim([i.id for i, _, _ in items], now)
+            items = [item for item in items if item[0].id in claimed]
+            if not items:
+                continue  # another replica is sending them
+            sent = self._deliver(school_id, items, routes, now)
+            with Session(self._engine) as session, session.begin():
+                session.execute(update(Incident).where(Incident.id.in_(claimed))
+                                .values(notify_claimed_until=None, **({"notified_at": now} if sent else {})))
+            done += len(claimed) if sent else 0
+        return done
+
+    @staticmethod
+    def _unsent(now: dt.datetime) -> tuple[Any, ...]:
+        """Not notified yet, still open, and no live claim by a notifier."""
+        return (Incident.notified_at.is_(None), Incident.state != "resolved",
+                or_(Incident.notify_claimed_until.is_(None), Incident.notify_claimed_until <= now))
+
+    def _claim(self, ids: list[int], now: dt.datetime) -> set[int]:
+        """Claim these incidents for this round; the ones another notifier holds are left out."""
+        with Session(self._engine) as session, session.begin():
+            return set(session.scalars(
+                update(Incident).where(Incident.id.in_(ids), *self._unsent(now))
+                .values(notify_claimed_until=now + self._claim_for).returning(Incident.id)))
 
     def _deliver(self, school_id: str, items: list[Any], routes: Any, now: dt.datetime) -> bool:
         """Send to every route of this school; True only if none failed."""

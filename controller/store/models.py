@@ -269,6 +269,8 @@ class Incident(Base):
     acknowledged_by: Mapped[str | None] = mapped_column(String(120))
     resolved_by: Mapped[str | None] = mapped_column(String(120))
     notified_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), index=True)
+    # a notifier is sending it until then; a crashed one's claim runs out and another sends it
+    notify_claimed_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
 
 class IncidentComment(Base):

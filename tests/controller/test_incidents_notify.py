@@ -1,11 +1,13 @@
 """The incident workflow through the API, and notifications to a real SMTP server and a real HTTP
-receiver: one message per school for a burst, maintenance windows, retries with backoff."""
+receiver: one message per school for a burst, maintenance windows, retries with backoff, and never one
+incident twice when two replicas' notifiers overlap."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import threading
+import time
 from email.header import decode_header, make_header
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -13,7 +15,7 @@ import pytest
 from aiosmtpd.controller import Controller as SmtpController
 from aiosmtpd.handlers import Message
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from controller.api.app import create_app
@@ -55,9 +57,11 @@ class _Mailbox(Message):
 class _Receiver(BaseHTTPRequestHandler):
     received: list = []
     fail_next = 0
+    delay_s = 0.0
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's name
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        time.sleep(_Receiver.delay_s)
         if _Receiver.fail_next > 0:
             _Receiver.fail_next -= 1
             self.send_response(503)
@@ -81,7 +85,7 @@ def smtp():
 
 @pytest.fixture
 def webhook():
-    _Receiver.received, _Receiver.fail_next = [], 0
+    _Receiver.received, _Receiver.fail_next, _Receiver.delay_s = [], 0, 0.0
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -141,6 +145,56 @@ def test_maintenance_windows_and_retries(sqlite_url, webhook, tmp_path):
     with engine.connect() as conn:
         assert conn.scalar(select(Incident.notified_at).where(Incident.device_id == quiet[0])) is not None
     engine.dispose()
+
+
+def test_two_notifiers_at_a_lease_handover_send_each_incident_once(db_url, webhook):
+    """Two replicas' notifiers run the same round at once (the old holder finishing as the new one starts),
+    with a receiver slow enough that both are sending together: every incident reaches the route once."""
+    engine = db.make_engine(db_url)
+    schools = {s: _fleet(engine, s, 3) for s in ("a", "b", "c", "d", "e")}
+    with Session(engine) as session, session.begin():
+        session.add(NotificationRoute(school_id=None, channel="webhook", target=webhook))
+    _raise(engine, [i for ids in schools.values() for i in ids], T0)
+    _Receiver.delay_s = 0.3
+    now = T0 + dt.timedelta(minutes=1)
+    notifiers = [Notifier(engine, {"webhook": WebhookChannel()}, batch_delay_s=30, clock=lambda: now)
+                 for _ in range(2)]
+    start = threading.Barrier(2)
+    counts: list[int] = []
+
+    def round_of(notifier: Notifier) -> None:
+        start.wait()
+        counts.append(notifier.run_once())
+
+    threads = [threading.Thread(target=round_of, args=(n,)) for n in notifiers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    sent = sorted(i["id"] for batch in _Receiver.received for i in batch["incidents"])
+    assert len(sent) == 15 == len(set(sent)) and sum(counts) == 15
+    assert sorted(b["school"] for b in _Receiver.received) == sorted(schools)  # one message per school
+    assert all(n.run_once() == 0 for n in notifiers)
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).where(Incident.notified_at.is_(None))) == 0
+        assert conn.scalar(select(func.count()).where(Incident.notify_claimed_until.is_not(None))) == 0
+    engine.dispose()
+
+
+def test_a_crashed_notifiers_claim_runs_out_and_the_incidents_go_out(sqlite_url, webhook):
+    engine = db.make_engine(sqlite_url)
+    ids = _fleet(engine, "a", 2)
+    with Session(engine) as session, session.begin():
+        session.add(NotificationRoute(school_id=None, channel="webhook", target=webhook))
+    _raise(engine, ids, T0)
+    clock = [T0 + dt.timedelta(minutes=1)]
+    with engine.begin() as conn:  # what a replica killed between claiming and sending leaves behind
+        conn.execute(update(Incident).values(notify_claimed_until=clock[0] + dt.timedelta(minutes=10)))
+    notifier = Notifier(engine, {"webhook": WebhookChannel()}, batch_delay_s=30, claim_s=600,
+                        clock=lambda: clock[0])
+    assert notifier.run_once() == 0 and _Receiver.received == []
+    clock[0] += dt.timedelta(minutes=10)
+    assert notifier.run_once() == 2 and len(_Receiver.received) == 1
 
 
 def test_incident_workflow_through_the_api(db_url, tmp_path):
