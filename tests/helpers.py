@@ -18,7 +18,7 @@ from sqlalchemy import Engine, func, select
 from controller.ingest.service import BrokerAddress, IngestService
 from controller.metrics import IngestMetrics
 from controller.store import db
-from controller.store.models import School
+from controller.store.models import Incident, School
 from controller.store.writer import BatchWriter
 
 
@@ -38,6 +38,13 @@ def count(engine: Engine, model: Any, *where: Any) -> int:
     """SELECT count(*) with optional conditions."""
     with engine.connect() as conn:
         return int(conn.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+
+def open_incidents(engine: Engine) -> set[tuple[int, str]]:
+    """(device id, code) of every incident not resolved."""
+    with engine.connect() as conn:
+        return {(r.device_id, r.code) for r in conn.execute(
+            select(Incident.device_id, Incident.code).where(Incident.state != "resolved"))}
 
 
 def add_school(engine: Engine, school_id: str, name: str = "Test school") -> None:

@@ -16,7 +16,7 @@ from controller.pollers.onvif.service import OnvifPoller, targets_from_store
 from controller.pollers.onvif.simulator import SimCamera
 from controller.store import db
 from controller.store.models import Device, DeviceComponent, DeviceState, Incident, Observation
-from tests.helpers import add_school, count, wait_for
+from tests.helpers import add_school, count, open_incidents, wait_for
 
 pytestmark = pytest.mark.integration
 SETTINGS = CheckSettings(call_timeout_s=1.0, connect_timeout_s=1.0, check_timeout_s=8.0)
@@ -30,12 +30,6 @@ def _device(engine, uid: str, port: int, kind: str = "camera", cred: str | None 
         session.add(device)
         session.flush()
         return device.id
-
-
-def _open(engine) -> set[tuple[int, str]]:
-    with engine.connect() as conn:
-        return {(r.device_id, r.code) for r in conn.execute(
-            select(Incident.device_id, Incident.code).where(Incident.state != "resolved"))}
 
 
 def test_poller_raises_incidents_and_recovery_resolves_them(sqlite_url, simulator, caplog):
@@ -56,8 +50,8 @@ def test_poller_raises_incidents_and_recovery_resolves_them(sqlite_url, simulato
     poller.start()
     try:
         assert poller.wait_rounds(1, 30)
-        assert _open(engine) == {(d, "camera.time_drift"), (lk, "camera.auth_failed"), (dd, "camera.unreachable"),
-                                 (n, "camera.no_stream")}
+        assert open_incidents(engine) == {(d, "camera.time_drift"), (lk, "camera.auth_failed"),
+                                          (dd, "camera.unreachable"), (n, "camera.no_stream")}
         with engine.connect() as conn:
             device = conn.execute(select(Device).where(Device.id == g)).one()
             states = {r.device_id: r.online for r in conn.execute(select(DeviceState))}
@@ -77,7 +71,7 @@ def test_poller_raises_incidents_and_recovery_resolves_them(sqlite_url, simulato
         assert poller.wait_rounds(2, 30)
     finally:
         poller.stop()
-    assert _open(engine) == set()
+    assert open_incidents(engine) == set()
     assert count(engine, Incident, Incident.state == "resolved") == 4
     with engine.connect() as conn:
         channels = {r.index: r.status for r in conn.execute(
@@ -111,7 +105,7 @@ def test_missing_credentials_are_reported_once_and_the_camera_still_checked(sqli
         assert poller.wait_rounds(3, 30)
     finally:
         poller.stop()
-    assert _open(engine) == {(dev, "camera.auth_failed")}
+    assert open_incidents(engine) == {(dev, "camera.auth_failed")}
     warnings = [r.getMessage() for r in caplog.records]
     assert sum("NOT_SET_ANYWHERE" in m for m in warnings) == 1
     assert sum("camera.auth_failed" in m or "auth" in m for m in warnings if "127.0.0.1" in m) == 1
@@ -148,7 +142,7 @@ def test_demo_cameras_show_each_fault_once(sqlite_url):
         cams.stop()
     with engine.connect() as conn:
         uids = dict(conn.execute(select(Device.id, Device.uid)).all())
-        codes = sorted((uids[d], c) for d, c in _open(engine))
+        codes = sorted((uids[d], c) for d, c in open_incidents(engine))
         parents = {r.uid: r.parent_id for r in conn.execute(select(Device.uid, Device.parent_id))}
     assert codes == [("cam-02", "camera.time_drift"), ("cam-03", "camera.auth_failed"), ("nvr-01", "camera.no_stream")]
     assert parents["cam-01"] == next(i for i, u in uids.items() if u == "nvr-01") and parents["nvr-01"] is None

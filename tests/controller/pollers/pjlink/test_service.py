@@ -16,7 +16,7 @@ from controller.pollers.pjlink.service import PJLinkPoller, targets_from_store
 from controller.pollers.pjlink.simulator import SimProjector
 from controller.store import db
 from controller.store.models import Device, DeviceComponent, DeviceState, Incident, Observation
-from tests.helpers import add_school, count
+from tests.helpers import add_school, count, open_incidents
 
 pytestmark = pytest.mark.integration
 SETTINGS = CheckSettings(connect_timeout_s=1.0, read_timeout_s=0.5, check_timeout_s=3.0)
@@ -30,12 +30,6 @@ def _device(engine, uid: str, port: int, cred: str | None = None, address: str |
         session.add(device)
         session.flush()
         return device.id
-
-
-def _open(engine) -> set[tuple[int, str]]:
-    with engine.connect() as conn:
-        return {(r.device_id, r.code) for r in conn.execute(
-            select(Incident.device_id, Incident.code).where(Incident.state != "resolved"))}
 
 
 def test_poller_opens_incidents_and_recovery_resolves_them(sqlite_url, simulator, caplog):
@@ -57,7 +51,7 @@ def test_poller_opens_incidents_and_recovery_resolves_them(sqlite_url, simulator
     poller.start()
     try:
         assert poller.wait_rounds(1, 15)
-        assert _open(engine) == {(w, "projector.lamp_end_of_life"), (h, "projector.error.temperature"),
+        assert open_incidents(engine) == {(w, "projector.lamp_end_of_life"), (h, "projector.error.temperature"),
                                  (h, "projector.error.filter"), (lk, "projector.auth_failed"),
                                  (s, "projector.unreachable"), (d, "projector.unreachable")}
         with engine.connect() as conn:
@@ -83,7 +77,7 @@ def test_poller_opens_incidents_and_recovery_resolves_them(sqlite_url, simulator
         simulator.revive(ports[5])
         poller.poll_now()
         assert poller.wait_rounds(2, 15)
-        assert _open(engine) == set()
+        assert open_incidents(engine) == set()
         with engine.connect() as conn:
             assert conn.execute(select(DeviceComponent.status).where(DeviceComponent.device_id == w)).scalar_one() \
                 == "ok"
@@ -153,7 +147,7 @@ def test_demo_projectors_show_each_fault_once(sqlite_url):
         poller.stop()
         demo.stop()
     p1, p2, p3, p4, _p5, _p6 = demo.device_ids
-    assert _open(engine) == {(p1, "projector.lamp_end_of_life"), (p2, "projector.error.fan"),
+    assert open_incidents(engine) == {(p1, "projector.lamp_end_of_life"), (p2, "projector.error.fan"),
                              (p2, "projector.error.filter"), (p3, "projector.auth_failed")}
     with engine.connect() as conn:
         creds = dict(conn.execute(select(Device.id, Device.credential_ref)).all())
