@@ -3,11 +3,14 @@ its own topic and reads only its own commands; a revocation takes effect on SIGH
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -49,6 +52,24 @@ def _client(port: int, username: str, password: str) -> tuple[mqtt.Client, dict]
     return client, seen
 
 
+@contextlib.contextmanager
+def _acl_broker(tmp_path: Path, files: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, Path]]:
+    """A real Mosquitto on a free loopback port enforcing the password and ACL files written to ``files``."""
+    port = free_port()
+    pid_file = tmp_path / "mosquitto.pid"
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {files / 'classfleet.passwd'}\n"
+                    f"acl_file {files / 'classfleet.acl'}\npid_file {pid_file}\nuser root\npersistence false\n")
+    broker = subprocess.Popen([shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(conf)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_for_port(port, timeout=10)
+        yield broker, port, pid_file
+    finally:
+        broker.terminate()
+        broker.wait(10)
+
+
 def test_devices_are_confined_to_their_own_topics(tmp_path, sqlite_url):
     engine = db.make_engine(sqlite_url)
     add_school(engine, "s1")
@@ -59,58 +80,49 @@ def test_devices_are_confined_to_their_own_topics(tmp_path, sqlite_url):
     files = tmp_path / "acl"
     with Session(engine) as session:
         write(session, files, "ctl", "ctl-secret-password")
-    port = free_port()
-    pid_file = tmp_path / "mosquitto.pid"
-    conf = tmp_path / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {files / 'classfleet.passwd'}\n"
-                    f"acl_file {files / 'classfleet.acl'}\npid_file {pid_file}\nuser root\npersistence false\n")
-    broker = subprocess.Popen([shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(conf)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ingest = None
-    try:
-        assert wait_for_port(port, timeout=10)
-        ingest = IngestService(BrokerAddress("127.0.0.1", port, "ctl", "ctl-secret-password"), BatchWriter(engine),
-                               IngestMetrics(CollectorRegistry()), client_id="acl-controller")
-        ingest.start()
-        assert ingest.wait_connected(10), "the controller's own account was refused"
+    with _acl_broker(tmp_path, files) as (broker, port, pid_file):
+        try:
+            ingest = IngestService(BrokerAddress("127.0.0.1", port, "ctl", "ctl-secret-password"), BatchWriter(engine),
+                                   IngestMetrics(CollectorRegistry()), client_id="acl-controller")
+            ingest.start()
+            assert ingest.wait_connected(10), "the controller's own account was refused"
 
-        device, seen = _client(port, pc1.username, pc1.password)
-        assert not seen["connect"].is_failure
-        device.publish("classfleet/v1/s1/pc-1/heartbeat", heartbeat(1, 1), qos=1).wait_for_publish(5)
-        device.publish("classfleet/v1/s1/pc-2/heartbeat", heartbeat(1, 1), qos=1).wait_for_publish(5)  # posing
-        device.subscribe([("classfleet/v1/s1/pc-2/cmd", 1), ("classfleet/v1/s1/pc-1/cmd", 1)])
-        wait_for(lambda: seen["suback"] is not None, what="SUBACK")
-        for target in ("pc-2", "pc-1"):  # the controller sends each device a command
-            ingest.publish(f"classfleet/v1/s1/{target}/cmd", b'{"v":1}')
-        wait_for(lambda: seen["messages"], what="own command delivered")
-        time.sleep(0.5)
-        assert seen["messages"] == ["classfleet/v1/s1/pc-1/cmd"]  # never another device's commands
-        wait_for(lambda: count(engine, Observation) >= 1, what="own heartbeat stored")
-        device.publish("classfleet/v1/s1/pc-1/heartbeat", heartbeat(1, 2), qos=1).wait_for_publish(5)
-        wait_for(lambda: count(engine, Observation) >= 2, what="second own heartbeat")
-        assert count(engine, Observation) == 2  # the posing message never reached the controller
-        device.disconnect()
+            device, seen = _client(port, pc1.username, pc1.password)
+            assert not seen["connect"].is_failure
+            device.publish("classfleet/v1/s1/pc-1/heartbeat", heartbeat(1, 1), qos=1).wait_for_publish(5)
+            device.publish("classfleet/v1/s1/pc-2/heartbeat", heartbeat(1, 1), qos=1).wait_for_publish(5)  # posing
+            device.subscribe([("classfleet/v1/s1/pc-2/cmd", 1), ("classfleet/v1/s1/pc-1/cmd", 1)])
+            wait_for(lambda: seen["suback"] is not None, what="SUBACK")
+            for target in ("pc-2", "pc-1"):  # the controller sends each device a command
+                ingest.publish(f"classfleet/v1/s1/{target}/cmd", b'{"v":1}')
+            wait_for(lambda: seen["messages"], what="own command delivered")
+            time.sleep(0.5)
+            assert seen["messages"] == ["classfleet/v1/s1/pc-1/cmd"]  # never another device's commands
+            wait_for(lambda: count(engine, Observation) >= 1, what="own heartbeat stored")
+            device.publish("classfleet/v1/s1/pc-1/heartbeat", heartbeat(1, 2), qos=1).wait_for_publish(5)
+            wait_for(lambda: count(engine, Observation) >= 2, what="second own heartbeat")
+            assert count(engine, Observation) == 2  # the posing message never reached the controller
+            device.disconnect()
 
-        _, wrong = _client(port, pc2.username, "not-the-password")
-        assert wrong["connect"] is not None and wrong["connect"].is_failure
+            _, wrong = _client(port, pc2.username, "not-the-password")
+            assert wrong["connect"] is not None and wrong["connect"].is_failure
 
-        with Session(engine) as session, session.begin():
-            assert revoke_device(session, "s1", "pc-1")
-        with Session(engine) as session:
-            write(session, files, "ctl", "ctl-secret-password", reload_pid_file=pid_file)
-        time.sleep(0.5)
-        again, refused = _client(port, pc1.username, pc1.password)
-        assert refused["connect"] is not None and refused["connect"].is_failure  # revoked, broker not restarted
-        assert broker.poll() is None
-        still, ok = _client(port, pc2.username, pc2.password)
-        assert not ok["connect"].is_failure
-        still.disconnect()
-    finally:
-        if ingest is not None:
-            ingest.stop()
-        broker.terminate()
-        broker.wait(10)
-        engine.dispose()
+            with Session(engine) as session, session.begin():
+                assert revoke_device(session, "s1", "pc-1")
+            with Session(engine) as session:
+                write(session, files, "ctl", "ctl-secret-password", reload_pid_file=pid_file)
+            time.sleep(0.5)
+            again, refused = _client(port, pc1.username, pc1.password)
+            assert refused["connect"] is not None and refused["connect"].is_failure  # revoked, broker not restarted
+            assert broker.poll() is None
+            still, ok = _client(port, pc2.username, pc2.password)
+            assert not ok["connect"].is_failure
+            still.disconnect()
+        finally:
+            if ingest is not None:
+                ingest.stop()
+    engine.dispose()
 
 
 def test_plugs_are_confined_to_their_own_dialect_topics(tmp_path, sqlite_url):
@@ -139,58 +151,50 @@ def test_plugs_are_confined_to_their_own_dialect_topics(tmp_path, sqlite_url):
     acl = (files / "classfleet.acl").read_text()
     assert f"user {t_user}\ntopic write tele/{t_addr}/#\ntopic write stat/{t_addr}/#\ntopic read cmnd/{t_addr}/#" in acl
     assert f"topic read {s_addr}/rpc" in acl and "topic write cmnd/#" in acl and "topic write +/rpc" in acl
-    port = free_port()
-    conf = tmp_path / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {files / 'classfleet.passwd'}\n"
-                    f"acl_file {files / 'classfleet.acl'}\nuser root\npersistence false\n")
-    broker = subprocess.Popen([shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(conf)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ingest = None
     sims: list[SimulatedPlug] = []
-    try:
-        assert wait_for_port(port, timeout=10)
-        ingest = IngestService(BrokerAddress("127.0.0.1", port, "ctl", "ctl-secret-password"), BatchWriter(engine),
-                               IngestMetrics(CollectorRegistry()), client_id="acl-controller",
-                               foreign=PlugIngest(engine))
-        ingest.start()
-        assert ingest.wait_connected(10)
+    with _acl_broker(tmp_path, files) as (_, port, _):
+        try:
+            ingest = IngestService(BrokerAddress("127.0.0.1", port, "ctl", "ctl-secret-password"), BatchWriter(engine),
+                                   IngestMetrics(CollectorRegistry()), client_id="acl-controller",
+                                   foreign=PlugIngest(engine))
+            ingest.start()
+            assert ingest.wait_connected(10)
 
-        def online(uid: str) -> bool:
-            with engine.connect() as conn:
-                return bool(conn.scalar(select(DeviceState.online).where(DeviceState.device_id == ids[uid])))
+            def online(uid: str) -> bool:
+                with engine.connect() as conn:
+                    return bool(conn.scalar(select(DeviceState.online).where(DeviceState.device_id == ids[uid])))
 
-        sims = [SimulatedPlug(tasmota, t_addr, "127.0.0.1", port, username=t_user, password=t_pass),
-                SimulatedPlug(shelly, s_addr, "127.0.0.1", port, username=s_user, password=s_pass)]
-        for sim in sims:
-            sim.start()
-        wait_for(lambda: online("ac-p201-1") and online("ac-p201-2"), what="both plugs online through the ACL")
+            sims = [SimulatedPlug(tasmota, t_addr, "127.0.0.1", port, username=t_user, password=t_pass),
+                    SimulatedPlug(shelly, s_addr, "127.0.0.1", port, username=s_user, password=s_pass)]
+            for sim in sims:
+                sim.start()
+            wait_for(lambda: online("ac-p201-1") and online("ac-p201-2"), what="both plugs online through the ACL")
 
-        poser, seen = _client(port, t_user, t_pass)  # the Tasmota plug's login, misused
-        poser.publish(f"{s_addr}/online", "false", qos=1, retain=True).wait_for_publish(5)
-        poser.subscribe([(f"{s_addr}/rpc", 1), (f"cmnd/{t_addr}/POWER", 1)])
-        wait_for(lambda: seen["suback"] is not None, what="SUBACK")
-        with Session(engine) as session, session.begin():
-            made = create_commands(session, Target(room_id=session.scalar(select(Device.room_id).where(
-                Device.id == ids["ac-p201-1"]))), "power_off", {}, expires_in=dt.timedelta(minutes=5))
-            command_ids = [c.id for c in made]
-        dispatcher = CommandDispatcher(engine, ingest.publish)
+            poser, seen = _client(port, t_user, t_pass)  # the Tasmota plug's login, misused
+            poser.publish(f"{s_addr}/online", "false", qos=1, retain=True).wait_for_publish(5)
+            poser.subscribe([(f"{s_addr}/rpc", 1), (f"cmnd/{t_addr}/POWER", 1)])
+            wait_for(lambda: seen["suback"] is not None, what="SUBACK")
+            with Session(engine) as session, session.begin():
+                made = create_commands(session, Target(room_id=session.scalar(select(Device.room_id).where(
+                    Device.id == ids["ac-p201-1"]))), "power_off", {}, expires_in=dt.timedelta(minutes=5))
+                command_ids = [c.id for c in made]
+            dispatcher = CommandDispatcher(engine, ingest.publish)
 
-        def all_done() -> bool:
-            dispatcher.dispatch_once()
-            with engine.connect() as conn:
-                return set(conn.scalars(select(Command.state).where(Command.id.in_(command_ids)))) == {"done"}
+            def all_done() -> bool:
+                dispatcher.dispatch_once()
+                with engine.connect() as conn:
+                    return set(conn.scalars(select(Command.state).where(Command.id.in_(command_ids)))) == {"done"}
 
-        wait_for(all_done, what="both plugs switched off and reported it through the ACL")
-        time.sleep(0.5)
-        assert seen["messages"] == [f"cmnd/{t_addr}/POWER"]  # never the Shelly plug's RPC requests
-        assert online("ac-p201-2")  # the posed Last Will never reached the controller
-        assert count(engine, Observation, Observation.device_id == ids["ac-p201-2"]) >= 3
-        poser.disconnect()
-    finally:
-        for sim in sims:
-            sim.stop()
-        if ingest is not None:
-            ingest.stop()
-        broker.terminate()
-        broker.wait(10)
-        engine.dispose()
+            wait_for(all_done, what="both plugs switched off and reported it through the ACL")
+            time.sleep(0.5)
+            assert seen["messages"] == [f"cmnd/{t_addr}/POWER"]  # never the Shelly plug's RPC requests
+            assert online("ac-p201-2")  # the posed Last Will never reached the controller
+            assert count(engine, Observation, Observation.device_id == ids["ac-p201-2"]) >= 3
+            poser.disconnect()
+        finally:
+            for sim in sims:
+                sim.stop()
+            if ingest is not None:
+                ingest.stop()
+    engine.dispose()
