@@ -13,13 +13,10 @@ from sqlalchemy.orm import Session
 from agents.config import AgentConfig
 from agents.core import Agent
 from agents.facts import SimulatedFacts
-from controller.api.app import create_app
 from controller.commands import CommandDispatcher
-from controller.config import Settings
-from controller.metrics import build_registry
 from controller.store import db
 from controller.store.models import AuditLog, Command, Device, Room
-from tests.helpers import add_school, make_user, running_ingest, wait_for
+from tests.helpers import add_school, make_app, make_user, running_ingest, wait_for
 
 
 def _seed(engine) -> None:
@@ -34,8 +31,7 @@ def _seed(engine) -> None:
 
 
 def _client(engine, tmp_path) -> TestClient:
-    registry, _ = build_registry(engine, 180)
-    return TestClient(create_app(Settings(data_dir=tmp_path), engine, registry))
+    return TestClient(make_app(engine, tmp_path))
 
 
 def test_sending_needs_a_technician_of_the_school_and_a_valid_command(db_url, tmp_path):

@@ -26,7 +26,7 @@ from controller.enrolment import (
 from controller.metrics import build_registry
 from controller.store import db
 from controller.store.models import AuditLog, Device, DeviceCredential, EnrolmentToken
-from tests.helpers import add_school, serve_app
+from tests.helpers import add_school, make_app, serve_app
 
 NOW = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)
 
@@ -102,8 +102,7 @@ def test_agent_enrols_over_http_and_keeps_its_secret_private(sqlite_url, tmp_pat
 
 def test_enrolment_api_refuses_bad_tokens_with_reasons(sqlite_url, tmp_path):
     engine = db.make_engine(sqlite_url)
-    registry, _ = build_registry(engine, 180)
-    client = TestClient(create_app(Settings(data_dir=tmp_path), engine, registry))
+    client = TestClient(make_app(engine, tmp_path))
     answer = client.post("/api/v1/enrolments", json={"token": "cfe_not-a-real-token"})
     assert answer.status_code == 403 and answer.json()["detail"] == "unknown or revoked token"
     assert client.post("/api/v1/enrolments", json={"token": "x"}).status_code == 422

@@ -18,15 +18,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from controller.api.app import create_app
 from controller.broker import free_port
-from controller.config import Settings
-from controller.metrics import build_registry
 from controller.notify import EmailChannel, Notifier, WebhookChannel
 from controller.store import db
 from controller.store.models import AuditLog, Device, Incident, NotificationRoute
 from controller.store.polls import FaultCheck, PollResult, record_polls
-from tests.helpers import add_school, make_user
+from tests.helpers import add_school, make_app, make_user
 
 T0 = dt.datetime(2026, 12, 1, 2, 0, tzinfo=dt.UTC)
 pytestmark = pytest.mark.integration
@@ -124,8 +121,7 @@ def test_maintenance_windows_and_retries(sqlite_url, webhook, tmp_path):
     loud = _fleet(engine, "open", 1)
     with Session(engine) as session, session.begin():
         session.add(NotificationRoute(school_id=None, channel="webhook", target=webhook))
-    registry, _ = build_registry(engine, 180)
-    client = TestClient(create_app(Settings(data_dir=tmp_path), engine, registry))
+    client = TestClient(make_app(engine, tmp_path))
     auth = make_user(engine, "admin", "admin", all_schools=True)
     made = client.post("/api/v1/maintenance-windows", headers=auth, json={
         "school": "tet", "starts_at": "2026-12-01T07:00:00+07:00", "ends_at": "2026-12-01T12:00:00+07:00",
@@ -202,8 +198,7 @@ def test_incident_workflow_through_the_api(db_url, tmp_path):
     ids = _fleet(engine, "s1", 1)
     _fleet(engine, "s2", 0)
     _raise(engine, ids, T0, code="camera.no_stream")
-    registry, _ = build_registry(engine, 180)
-    client = TestClient(create_app(Settings(data_dir=tmp_path), engine, registry))
+    client = TestClient(make_app(engine, tmp_path))
     auth = make_user(engine, "minh", "technician", schools=("s1",))
     auditor = make_user(engine, "so-gd", "auditor", all_schools=True)
     outsider = make_user(engine, "tech-s2", "technician", schools=("s2",))

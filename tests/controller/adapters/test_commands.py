@@ -16,12 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from controller.adapters.simulator import SimulatedPlug
-from controller.api.app import create_app
 from controller.commands import CommandDispatcher
-from controller.config import Settings
-from controller.metrics import build_registry
 from controller.store.models import AuditLog, Command, Device, DeviceState, Observation
-from tests.helpers import make_user, wait_for
+from tests.helpers import make_app, make_user, wait_for
 
 from .conftest import PLUGS
 
@@ -49,8 +46,7 @@ class _Watcher:
 
 
 def _api(engine, tmp_path):
-    registry, _ = build_registry(engine, 180)
-    return TestClient(create_app(Settings(data_dir=tmp_path), engine, registry)), \
+    return TestClient(make_app(engine, tmp_path)), \
         make_user(engine, "tech", "technician", schools=("s1",))
 
 

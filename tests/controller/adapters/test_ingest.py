@@ -14,11 +14,8 @@ from fastapi.testclient import TestClient
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from sqlalchemy import select
 
-from controller.api.app import create_app
-from controller.config import Settings
-from controller.metrics import build_registry
 from controller.store.models import DeadLetter, DeviceState, Incident, Observation
-from tests.helpers import make_user, publish_all, wait_for
+from tests.helpers import make_app, make_user, publish_all, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -46,8 +43,7 @@ def _history(engine, device_id: int) -> list[dict]:
 
 
 def _api(engine, tmp_path):
-    registry, _ = build_registry(engine, 180)
-    return TestClient(create_app(Settings(data_dir=tmp_path), engine, registry)), \
+    return TestClient(make_app(engine, tmp_path)), \
         make_user(engine, "tech", "technician", schools=("s1",))
 
 

@@ -15,15 +15,12 @@ from sqlalchemy import event, insert
 from sqlalchemy.engine import Engine
 
 from controller.adapters.service import PlugIngest
-from controller.api.app import create_app
-from controller.config import Settings
-from controller.metrics import build_registry
 from controller.pollers.pjlink.check import CheckSettings
 from controller.pollers.pjlink.service import PJLinkPoller
 from controller.pollers.pjlink.simulator import ProjectorSimulator, SimProjector
 from controller.store import db
 from controller.store.models import Device
-from tests.helpers import add_school, make_user
+from tests.helpers import add_school, make_app, make_user
 
 pytestmark = pytest.mark.integration
 T0 = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
@@ -77,8 +74,7 @@ def seed_readings(engine: Engine) -> dict[str, int]:
 def readings(db_url: str, tmp_path: Any) -> Any:
     engine = db.make_engine(db_url)
     ids = seed_readings(engine)
-    registry, _ = build_registry(engine, 180)
-    yield TestClient(create_app(Settings(data_dir=tmp_path), engine, registry)), engine, ids
+    yield TestClient(make_app(engine, tmp_path)), engine, ids
     engine.dispose()
 
 

@@ -11,12 +11,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from controller.api.app import create_app
-from controller.config import Settings
-from controller.metrics import build_registry
 from controller.store import db
 from controller.store.models import AuditLog, MaintenanceWindow
-from tests.helpers import add_school, make_user
+from tests.helpers import add_school, make_app, make_user
 
 pytestmark = pytest.mark.integration
 
@@ -30,8 +27,7 @@ def world(db_url: str, tmp_path: Any) -> Any:
              "tech_b": make_user(engine, "tech-b", "technician", schools=("b",)),
              "auditor": make_user(engine, "auditor", "auditor", all_schools=True),
              "admin": make_user(engine, "admin", "admin", all_schools=True)}
-    registry, _ = build_registry(engine, 180)
-    yield TestClient(create_app(Settings(data_dir=tmp_path), engine, registry)), engine, users
+    yield TestClient(make_app(engine, tmp_path)), engine, users
     engine.dispose()
 
 

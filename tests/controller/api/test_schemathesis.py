@@ -8,11 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from controller.api.app import create_app
-from controller.config import Settings
-from controller.metrics import build_registry
 from controller.store import db
-from tests.helpers import add_school, make_user, serve_app
+from tests.helpers import add_school, make_app, make_user, serve_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -22,9 +19,8 @@ def test_no_server_errors_anywhere(sqlite_url, tmp_path):
     engine = db.make_engine(sqlite_url)
     add_school(engine, "s1")
     auth = make_user(engine, "admin", "admin", all_schools=True)
-    registry, _ = build_registry(engine, 180)
     st = Path(sys.executable).with_name("st")
-    with serve_app(create_app(Settings(data_dir=tmp_path), engine, registry)) as base:
+    with serve_app(make_app(engine, tmp_path)) as base:
         result = subprocess.run(
             [str(st), "run", f"{base}/openapi.json", "-H", f"Authorization: {auth['Authorization']}",
              "--checks", "not_a_server_error", "--max-examples", "25", "--seed", "20261129", "--no-color"],

@@ -12,16 +12,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from controller.api.app import create_app
 from controller.audit.importer import COLUMNS
 from controller.audit.plan import COLUMNS as PLAN_COLUMNS
 from controller.audit.template_files import template_xlsx
 from controller.audit.uploads import MAX_UPLOAD_BYTES
-from controller.config import Settings
-from controller.metrics import build_registry
 from controller.store import db
 from controller.store.models import AuditLog, Device, District, EquipmentPlan, Room, School
-from tests.helpers import count, make_user
+from tests.helpers import count, make_app, make_user
 
 from .fleet import csv_bytes
 
@@ -45,8 +42,7 @@ def world(db_url, tmp_path):
         session.add_all([District(id="da", name="A"), District(id="db", name="B")])
         session.add_all([School(id="a", name="THCS A", district_id="da"), School(id="b", name="THCS B",
                                                                                 district_id="db")])
-    registry, _ = build_registry(engine, 180)
-    app = create_app(Settings(data_dir=tmp_path), engine, registry)
+    app = make_app(engine, tmp_path)
     users = {"admin": make_user(engine, "admin", "admin", all_schools=True),
              "tech_a": make_user(engine, "tech-a", "technician", schools=("a",)),
              "auditor": make_user(engine, "auditor", "auditor", all_schools=True)}

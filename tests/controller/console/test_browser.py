@@ -18,13 +18,10 @@ from sqlalchemy.orm import Session
 from agents.config import AgentConfig
 from agents.core import Agent
 from agents.facts import SimulatedFacts
-from controller.api.app import create_app
 from controller.commands import CommandDispatcher
-from controller.config import Settings
-from controller.metrics import build_registry
 from controller.store.models import Command, DeviceState, Incident
 from tests.controller.console.seed import PASSWORD, seed
-from tests.helpers import make_user, running_ingest, serve_app, wait_for
+from tests.helpers import make_app, make_user, running_ingest, serve_app, wait_for
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -75,8 +72,7 @@ def test_a_technician_works_the_console_in_a_browser(browser, sqlite_url, broker
     with running_ingest(sqlite_url, broker.port, client_id="console-browser") as (ingest, engine, _m):
         ids = seed(engine)
         make_user(engine, "tech-a", "technician", schools=("a",))
-        registry, _ = build_registry(engine, 180)
-        app = create_app(Settings(data_dir=tmp_path), engine, registry)
+        app = make_app(engine, tmp_path)
         with Session(engine, expire_on_commit=False) as session, session.begin():
             for pc in ("pc1", "pc2"):
                 session.get(DeviceState, ids["a"][pc]).online = False  # away until their agents start below

@@ -8,13 +8,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from controller.api.app import create_app
-from controller.config import Settings
-from controller.metrics import build_registry
 from controller.store import db
 from tests.controller.api.test_device_readings import seed_readings
 from tests.controller.console.seed import log_in
-from tests.helpers import make_user
+from tests.helpers import make_app, make_user
 
 pytestmark = pytest.mark.integration
 
@@ -24,8 +21,7 @@ def test_device_page_shows_the_latest_reading(db_url: str, tmp_path: Any) -> Non
     try:
         ids = seed_readings(engine)
         make_user(engine, "tech-a", "technician", schools=("a",))
-        registry, _ = build_registry(engine, 180)
-        client = TestClient(create_app(Settings(data_dir=tmp_path), engine, registry))
+        client = TestClient(make_app(engine, tmp_path))
         log_in(client, "tech-a")
         plug = client.get(f"/console/devices/{ids['tasmota']}")
         assert plug.status_code == 200

@@ -13,14 +13,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from controller.api.app import create_app
-from controller.config import Settings
-from controller.metrics import build_registry
 from controller.schedules import run_schedules
 from controller.store import db
 from controller.store.models import AuditLog, Command, CommandSchedule, Device, Room
 from tests.controller.console.seed import csrf_of, log_in
-from tests.helpers import add_school, make_user
+from tests.helpers import add_school, make_app, make_user
 
 pytestmark = pytest.mark.integration
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -40,8 +37,7 @@ def world(db_url: str, tmp_path: Any) -> Any:
     make_user(engine, "tech-1", "technician", schools=("s1",))
     make_user(engine, "tech-2", "technician", schools=("s2",))
     make_user(engine, "auditor", "auditor", all_schools=True)
-    registry, _ = build_registry(engine, 180)
-    yield create_app(Settings(data_dir=tmp_path), engine, registry), engine, rooms
+    yield make_app(engine, tmp_path), engine, rooms
     engine.dispose()
 
 
