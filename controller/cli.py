@@ -328,7 +328,8 @@ def device_plug_credential(school: str, device: str) -> None:
     typer.echo(f"user: {username}\npassword: {password}")
 
 
-broker_app = typer.Typer(help="The production broker's access control.", no_args_is_help=True)
+broker_app = typer.Typer(help="The production broker: access control, and draining a removed replica's session.",
+                         no_args_is_help=True)
 app.add_typer(broker_app, name="broker")
 
 
@@ -352,6 +353,32 @@ def broker_acl(
     with Session(db.make_engine(settings.effective_database_url)) as session:
         files = write(session, out_dir, controller_user, settings.mqtt_password.get_secret_value(), reload_pid_file)
     console.print(f"wrote {files.password_file} and {files.acl_file} ({files.devices} devices)")
+
+
+@broker_app.command("drain")
+def broker_drain(
+    client_id: Annotated[str, typer.Argument(help="the removed replica's MQTT client id (classfleet-controller-2)")],
+    quiet: Annotated[float, typer.Option(help="done once nothing has arrived for this many seconds")] = 5.0,
+    timeout: Annotated[float, typer.Option(help="give up (keeping the session) after this many seconds")] = 900.0,
+) -> None:
+    """Before scaling replicas down for good: store what a stopped replica's broker session holds, then end
+    the session so the broker stops dealing it messages. Uses this controller's settings (broker, database)."""
+    from .drain import DrainRefused, drain_session
+
+    settings = _settings()
+    try:
+        with console.status(f"draining {client_id}'s session…"):
+            result = drain_session(settings, client_id, quiet_s=quiet, timeout_s=timeout)
+    except (DrainRefused, ConnectionError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    if not result.ended:
+        console.print(f"[yellow]{client_id}: stored {result.stored} messages, but the session was not empty after "
+                      f"{timeout:g} s (a large backlog, or the store slow or away); it is kept, nothing lost: run "
+                      "this again[/yellow]")
+        raise typer.Exit(1)
+    console.print(f"{client_id}: stored {result.stored} messages from its session; the broker has forgotten the "
+                  "session, so the live replicas get every new message")
 
 
 @app.command()

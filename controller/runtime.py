@@ -27,13 +27,32 @@ from .config import Settings, fault_policy
 from .faults import FaultSweeper
 from .ingest.limits import device_limiter
 from .ingest.service import BrokerAddress, IngestService
-from .metrics import build_registry, cluster_metrics, poll_metrics
+from .metrics import IngestMetrics, build_registry, cluster_metrics, poll_metrics
 from .notify import Notifier, notification_channels
 from .store import db
 from .store.queries import purge_history
 from .store.writer import BatchWriter
 
 log = logging.getLogger(__name__)
+
+
+def shared_broker_address(settings: Settings) -> BrokerAddress:
+    """The external broker (``CLASSFLEET_MQTT_URL``) with the controller's login and CA."""
+    host, port, user, tls = settings.mqtt_parts
+    password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+    return BrokerAddress(host, port, user, password, tls, str(settings.mqtt_ca_file) if settings.mqtt_ca_file else None)
+
+
+def build_ingest(settings: Settings, engine: Engine, broker: BrokerAddress, metrics: IngestMetrics, client_id: str,
+                 *, drain: bool = False) -> IngestService:
+    """The ingest service as the settings configure it (a replica's, or ``drain`` of a removed replica's session)."""
+    s = settings
+    return IngestService(
+        broker, BatchWriter(engine, fault_policy(s)), metrics, client_id=client_id,
+        batch_max=s.ingest_batch_max, batch_interval_s=s.ingest_batch_interval_ms / 1000,
+        session_expiry_s=s.mqtt_session_expiry_s, shared=s.mqtt_shared_subscription,
+        queue_max=s.ingest_queue_max, limiter=device_limiter(s), foreign=PlugIngest(engine), drain=drain,
+    )
 
 
 class Controller:
@@ -64,20 +83,12 @@ class Controller:
             self.broker.start()
             self.broker_address = BrokerAddress("127.0.0.1", s.mqtt_port)
         else:
-            host, port, user, tls = s.mqtt_parts
-            password = s.mqtt_password.get_secret_value() if s.mqtt_password else None
-            self.broker_address = BrokerAddress(host, port, user, password, tls,
-                                                str(s.mqtt_ca_file) if s.mqtt_ca_file else None)
+            self.broker_address = shared_broker_address(s)
         self.registry, metrics = build_registry(self.engine, s.offline_after_s)
         self.cluster = Cluster(self.engine, s.mqtt_client_id, ttl_s=s.cluster_lease_ttl_s, renew_s=s.cluster_renew_s)
         self.cluster.start()
         cluster_metrics(self.registry, self.cluster)
-        self.ingest = IngestService(
-            self.broker_address, BatchWriter(self.engine, fault_policy(s)), metrics, client_id=s.mqtt_client_id,
-            batch_max=s.ingest_batch_max, batch_interval_s=s.ingest_batch_interval_ms / 1000,
-            session_expiry_s=s.mqtt_session_expiry_s, shared=s.mqtt_shared_subscription,
-            queue_max=s.ingest_queue_max, limiter=device_limiter(s), foreign=PlugIngest(self.engine),
-        )
+        self.ingest = build_ingest(s, self.engine, self.broker_address, metrics, s.mqtt_client_id)
         self.ingest.start()
         from .commands import CommandDispatcher
 

@@ -111,8 +111,14 @@ class IngestService:
         queue_max: int = 10_000,
         limiter: DeviceRateLimiter | None = None,
         foreign: ForeignTopics | None = None,
+        drain: bool = False,
     ) -> None:
         self._broker = broker
+        # Drain mode (``classfleet broker drain``): take over a removed replica's session, unsubscribe at once so
+        # the broker deals new messages to the live replicas, and store what the session holds.
+        self._drain = drain
+        self.received = 0
+        self._last_message_at = time.monotonic()
         self._writer = writer
         self._metrics = metrics
         self._batch_max = batch_max
@@ -130,6 +136,7 @@ class IngestService:
         self._connected = threading.Event()
         self._subscribed = threading.Event()
         self._stopping = threading.Event()
+        self._writing = threading.Event()  # a batch is between the queue and its acknowledgements
         self._worker: threading.Thread | None = None
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5, manual_ack=True
@@ -144,6 +151,7 @@ class IngestService:
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
         self._client.on_subscribe = lambda *_: self._subscribed.set()
+        self._client.on_unsubscribe = lambda *_: self._subscribed.set()  # drain mode: unsubscribed counts as ready
         metrics.bind_queue_depth(self._queue.qsize)
 
     @property
@@ -171,13 +179,30 @@ class IngestService:
         info = self._client.publish(topic, payload, qos=qos, retain=False)
         return info.rc == mqtt.MQTT_ERR_SUCCESS
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Commit and acknowledge what is queued, then disconnect (the session stays on the broker)."""
+    def stop(self, timeout: float = 10.0, end_session: bool = False) -> None:
+        """Commit and acknowledge what is queued, then disconnect. The session stays on the broker, unless
+        ``end_session``: then the broker forgets it (and its subscriptions) at once."""
         self._stopping.set()
         if self._worker is not None:
             self._worker.join(timeout)
-        self._client.disconnect()
+        properties = None
+        if end_session:
+            properties = Properties(PacketTypes.DISCONNECT)
+            properties.SessionExpiryInterval = 0
+        self._client.disconnect(properties=properties)
         self._client.loop_stop()
+
+    def wait_drained(self, quiet_s: float, timeout: float) -> bool:
+        """Drain mode: True once nothing has arrived for ``quiet_s`` and everything received is committed and
+        acknowledged; False if that did not happen within ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            idle = time.monotonic() - self._last_message_at
+            if self._connected.is_set() and self._subscribed.is_set() and idle >= quiet_s \
+                    and self._queue.empty() and not self._writing.is_set():
+                return True
+            time.sleep(0.1)
+        return False
 
     def wait_connected(self, timeout: float) -> bool:
         """Block until connected and subscribed (for the CLI and tests)."""
@@ -195,7 +220,10 @@ class IngestService:
         topics += [(t, options) for t in (self._foreign.subscriptions() if self._foreign else ())]
         if self._shared:
             topics = [(f"$share/{SHARED_GROUP}/{t}", o) for t, o in topics]
-        client.subscribe(topics)
+        if self._drain:  # what the session holds is still delivered; nothing new is dealt to it
+            client.unsubscribe([t for t, _ in topics])
+        else:
+            client.subscribe(topics)
         self._connected.set()
         log.info("connected to broker %s:%d (session kept: %s)", self._broker.host, self._broker.port,
                  getattr(_flags, "session_present", "?"))
@@ -208,6 +236,8 @@ class IngestService:
         self._subscribed.clear()
 
     def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
+        self.received += 1
+        self._last_message_at = time.monotonic()
         limited = self._limiter is not None and not self._limiter.allow(msg.topic)
         if msg.qos == 0 and (limited or self._queue.qsize() >= self._queue_max):
             self._metrics.shed.labels("rate_limited" if limited else "queue_full").inc()
@@ -222,7 +252,10 @@ class IngestService:
         while True:
             batch = self._collect()
             if batch:
-                self._commit_with_retry(batch)
+                try:
+                    self._commit_with_retry(batch)
+                finally:
+                    self._writing.clear()
             elif self._stopping.is_set():
                 return
 
@@ -231,6 +264,7 @@ class IngestService:
             first = self._queue.get(timeout=0.2)
         except queue.Empty:
             return []
+        self._writing.set()  # cleared by _run_writer once the batch is committed and acknowledged
         batch = [first]
         deadline = time.monotonic() + self._batch_interval_s
         while len(batch) < self._batch_max:
