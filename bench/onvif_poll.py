@@ -22,9 +22,6 @@ import argparse
 import asyncio
 import json
 import os
-import resource
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -32,30 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.simulators import alarm_after, self_cpu, simulator_processes, spread  # noqa: E402
 from controller.pollers.onvif.check import CameraTarget, CheckSettings, OnvifChecker  # noqa: E402
-
-
-def start_simulators(cameras: int, procs: int, timeout: float) -> tuple[list[subprocess.Popen[str]], list[int]]:
-    """Start the simulator processes and read every camera's port from their JSON lines."""
-    per = [cameras // procs + (1 if i < cameras % procs else 0) for i in range(procs)]
-    children, ports = [], []
-    for i, count in enumerate(per):
-        if count == 0:
-            continue
-        children.append(subprocess.Popen(
-            [sys.executable, "-m", "controller.pollers.onvif.simulator", "--cameras", str(count),
-             "--serial-prefix", f"B{i}-"], cwd=ROOT, stdout=subprocess.PIPE, text=True, start_new_session=True))
-    deadline = time.monotonic() + timeout
-    for child in children:
-        assert child.stdout is not None
-        for line in child.stdout:
-            msg = json.loads(line)
-            if "ready" in msg:
-                break
-            ports.append(int(msg["port"]))
-            if time.monotonic() > deadline:
-                raise TimeoutError("simulators did not start in time")
-    return children, ports
 
 
 def cpu_of(pids: list[int]) -> float:
@@ -69,12 +44,6 @@ def cpu_of(pids: list[int]) -> float:
         except (OSError, IndexError, ValueError):
             pass
     return total
-
-
-def self_cpu() -> float:
-    """This process's user+system CPU seconds."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 async def run(ports: list[int], args: argparse.Namespace, sim_pids: list[int]) -> list[dict[str, object]]:
@@ -116,21 +85,12 @@ def main() -> int:
     args = parser.parse_args()
     if not 1 <= args.cameras <= 5000 or not 1 <= args.sim_procs <= 16:
         parser.error("1..5000 cameras over 1..16 simulator processes")
-    signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(TimeoutError("bench --timeout reached")))
-    signal.alarm(int(args.timeout))
-    children: list[subprocess.Popen[str]] = []
-    try:
-        children, ports = start_simulators(args.cameras, args.sim_procs, 120)
+    alarm_after(args.timeout)
+    per_process = spread(args.cameras, args.sim_procs)
+    argvs = [["--cameras", str(n), "--serial-prefix", f"B{i}-"] for i, n in enumerate(per_process) if n]
+    with simulator_processes("controller.pollers.onvif.simulator", argvs) as (children, ports):
         print(f"{len(ports)} cameras on {len(children)} simulator processes", file=sys.stderr)
         rounds = asyncio.run(run(ports, args, [c.pid for c in children]))
-    finally:
-        for child in children:
-            child.send_signal(signal.SIGTERM)
-        for child in children:
-            try:
-                child.wait(10)
-            except subprocess.TimeoutExpired:
-                child.kill()
     if args.json:
         print(json.dumps(rounds, indent=2))
     else:

@@ -21,9 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import resource
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,41 +28,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.simulators import alarm_after, self_cpu, simulator_processes, spread  # noqa: E402
 from controller.pollers.pjlink.check import CheckSettings, ProjectorChecker, ProjectorTarget  # noqa: E402
 
 PASSWORD = "bench-password"
-
-
-def start_simulators(projectors: int, procs: int, silent: int, timeout: float
-                     ) -> tuple[list[subprocess.Popen[str]], list[int]]:
-    """Start the simulator processes and read every projector's port from their JSON lines."""
-    per = [projectors // procs + (1 if i < projectors % procs else 0) for i in range(procs)]
-    silent_per = [silent // procs + (1 if i < silent % procs else 0) for i in range(procs)]
-    children, ports = [], []
-    for i, count in enumerate(per):
-        if count == 0:
-            continue
-        children.append(subprocess.Popen(
-            [sys.executable, "-m", "controller.pollers.pjlink.simulator", "--projectors", str(count),
-             "--password", PASSWORD, "--silent", str(silent_per[i]), "--serial-prefix", f"B{i}-"],
-            cwd=ROOT, stdout=subprocess.PIPE, text=True, start_new_session=True))
-    deadline = time.monotonic() + timeout
-    for child in children:
-        assert child.stdout is not None
-        for line in child.stdout:
-            msg = json.loads(line)
-            if "ready" in msg:
-                break
-            ports.append(int(msg["port"]))
-            if time.monotonic() > deadline:
-                raise TimeoutError("simulators did not start in time")
-    return children, ports
-
-
-def self_cpu() -> float:
-    """This process's user+system CPU seconds."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 async def run(ports: list[int], args: argparse.Namespace) -> list[dict[str, object]]:
@@ -108,21 +74,13 @@ def main() -> int:
     args = parser.parse_args()
     if not 1 <= args.projectors <= 5000 or not 1 <= args.sim_procs <= 16 or not 0 <= args.silent <= args.projectors:
         parser.error("1..5000 projectors over 1..16 simulator processes, at most all of them silent")
-    signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(TimeoutError("bench --timeout reached")))
-    signal.alarm(int(args.timeout))
-    children: list[subprocess.Popen[str]] = []
-    try:
-        children, ports = start_simulators(args.projectors, args.sim_procs, args.silent, 120)
+    alarm_after(args.timeout)
+    argvs = [["--projectors", str(n), "--password", PASSWORD, "--silent", str(quiet), "--serial-prefix", f"B{i}-"]
+             for i, (n, quiet) in enumerate(zip(spread(args.projectors, args.sim_procs),
+                                                spread(args.silent, args.sim_procs), strict=True)) if n]
+    with simulator_processes("controller.pollers.pjlink.simulator", argvs) as (children, ports):
         print(f"{len(ports)} projectors on {len(children)} simulator processes", file=sys.stderr)
         rounds = asyncio.run(run(ports, args))
-    finally:
-        for child in children:
-            child.send_signal(signal.SIGTERM)
-        for child in children:
-            try:
-                child.wait(10)
-            except subprocess.TimeoutExpired:
-                child.kill()
     if args.json:
         print(json.dumps(rounds, indent=2))
     else:
