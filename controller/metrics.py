@@ -56,6 +56,10 @@ class IngestMetrics:
         self.commit_failures = Counter(
             "classfleet_ingest_commit_failures", "Batch commits that failed and were retried.", registry=registry
         )
+        self.writer_errors = Counter(
+            "classfleet_ingest_writer_errors", "Batches the ingest writer failed on unexpectedly (a bug): left "
+            "unacknowledged and fetched again from the broker by reconnecting.", registry=registry,
+        )
         self.batch_commit_seconds = Histogram(
             "classfleet_ingest_batch_commit_seconds", "Time to commit one ingest batch.", registry=registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),

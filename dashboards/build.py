@@ -148,6 +148,10 @@ DASHBOARDS = {
               [("sum by (poller) (rate(classfleet_poll_rounds_total[$__rate_interval])) * 60", "{{poller}} rounds"),
                ("sum by (poller) (rate(classfleet_poll_check_failures_total[$__rate_interval])) * 60",
                 "{{poller}} unanswered")], 0, 28, 24, 8),
+        panel(9, "Ingest: store retries and writer errors per minute", "timeseries",
+              [("sum(rate(classfleet_ingest_commit_failures_total[$__rate_interval])) * 60", "store retries"),
+               ("sum(rate(classfleet_ingest_writer_errors_total[$__rate_interval])) * 60", "writer errors")],
+              0, 36, 24, 8),
     ]),
 }
 

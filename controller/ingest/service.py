@@ -156,8 +156,8 @@ class IngestService:
 
     @property
     def connected(self) -> bool:
-        """True while the broker session is up (drives /readyz)."""
-        return self._connected.is_set()
+        """True while the broker session is up and the writer runs (drives /readyz)."""
+        return self._connected.is_set() and self._worker is not None and self._worker.is_alive()
 
     def start(self) -> None:
         """Connect (asynchronously, retrying) and start the writer thread."""
@@ -254,10 +254,30 @@ class IngestService:
             if batch:
                 try:
                     self._commit_with_retry(batch)
+                except Exception:  # a bug, not the store (that is retried in _store): never stall ingest over it
+                    self._metrics.writer_errors.inc()
+                    log.exception("ingest writer failed on a batch of %d messages; reconnecting so the broker "
+                                  "delivers them again", len(batch))
+                    self._redeliver()
                 finally:
                     self._writing.clear()
             elif self._stopping.is_set():
                 return
+
+    def _redeliver(self) -> None:
+        """Reconnect with the session kept: the broker sends every unacknowledged message again, and this
+        connection's window (receive maximum), which unacknowledged messages would hold forever, is free again.
+        Acknowledgements of messages received before are skipped from then on (their generation is old)."""
+        if self._stopping.is_set():
+            return
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._generation += 1  # before the new connection delivers anything: the old batch is never acked
+        try:
+            self._client.reconnect()
+        except OSError as exc:  # the broker is away: paho's loop keeps retrying
+            log.warning("reconnecting to the broker failed (%s); retrying", exc)
+        self._client.loop_start()
 
     def _collect(self) -> list[_Inbound]:
         try:

@@ -1,5 +1,6 @@
 """When the store fails: transient errors are retried without acknowledging; a message the store
-refuses is isolated by bisection and dead-lettered, and every other message is committed."""
+refuses is isolated by bisection and dead-lettered, and every other message is committed. When the
+writer itself fails (a bug), ingest does not stall: the broker delivers the batch again."""
 
 from __future__ import annotations
 
@@ -79,6 +80,38 @@ def test_store_outage_is_retried_and_nothing_is_acknowledged_before_commit(sqlit
         wait_for(lambda: count(engine, Observation) == 20, timeout=30, what="all 20 after the outage")
         assert metrics.commit_failures._value.get() == 3
         assert count(engine, DeadLetter) == 0
+        client.disconnect()
+    finally:
+        service.stop()
+        engine.dispose()
+
+
+def test_a_writer_bug_on_one_batch_neither_stalls_ingest_nor_loses_the_batch(sqlite_url, broker, monkeypatch):
+    """The batch's messages were committed but never acknowledged: without a reconnect they would hold the
+    connection's window (receive maximum) for ever and the broker would send this replica nothing more."""
+    engine = db.make_engine(sqlite_url)
+    add_school(engine, "s1")
+    record = IngestMetrics.record
+    failures = [1]
+
+    def record_failing_once(self, outcome):
+        if failures[0]:
+            failures[0] -= 1
+            raise RuntimeError("a bug after the commit, before the acknowledgements")
+        return record(self, outcome)
+
+    monkeypatch.setattr(IngestMetrics, "record", record_failing_once)
+    service, metrics = _service(engine, broker.port, BatchWriter(engine))
+    try:
+        client = publisher(broker.port, "p")
+        total = 3 * service.receive_maximum  # well past one window: a stalled writer would never get them
+        publish_all(client, [(f"classfleet/v1/s1/pc-{i % 50}/heartbeat", heartbeat(1, 1 + i // 50))
+                             for i in range(total)])
+        wait_for(lambda: count(engine, Observation) == total, timeout=60, what="every message after the bug")
+        assert metrics.writer_errors._value.get() == 1
+        assert metrics.duplicates._value.get() >= 1  # the failed batch came again and was recognised
+        publish_all(client, [("classfleet/v1/s1/pc-0/heartbeat", heartbeat(1, 10_000))])
+        wait_for(lambda: count(engine, Observation) == total + 1, what="ingest goes on")
         client.disconnect()
     finally:
         service.stop()
