@@ -189,3 +189,38 @@ def _online(engine: Any, device_id: int) -> bool:
     with Session(engine) as session:
         state = session.get(DeviceState, device_id)
         return bool(state and state.online)
+
+
+def test_every_console_page_fits_a_phone_and_loads_nothing_from_elsewhere(browser, sqlite_url, tmp_path):
+    """A technician on a 360-pixel phone: no page is wider than the screen (wide tables scroll inside their own
+    box), and nothing is fetched from anywhere but the controller (no CDN: the console works offline)."""
+    from controller.store import db
+
+    engine = db.make_engine(sqlite_url)
+    ids = seed(engine)
+    make_user(engine, "tech-a", "technician", schools=("a",))
+    with serve_app(make_app(engine, tmp_path)) as base:
+        page = browser.new_page(locale="vi-VN", viewport={"width": 360, "height": 740}, is_mobile=True)
+        page.set_default_timeout(15_000)
+        elsewhere: list[str] = []
+        page.on("request", lambda request: None if request.url.startswith(base) or request.url.startswith("data:")
+                else elsewhere.append(request.url))
+        page.goto(f"{base}/console/login")
+        page.fill("#u", "tech-a")
+        page.fill("#p", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url("**/console**")
+        paths = ["/console", "/console/schools/a", f"/console/rooms/{ids['a']['room']}",
+                 f"/console/devices/{ids['a']['pc1']}", f"/console/devices/{ids['a']['board']}", "/console/incidents",
+                 f"/console/incidents/{ids['a']['incident']}", "/console/audit", "/console/availability",
+                 "/console/energy", "/console/import", "/console/schools/a/timetable", "/console/schools/a/maintenance"]
+        too_wide = {}
+        for path in paths:
+            response = page.goto(f"{base}{path}")
+            assert response is not None and response.status == 200, path
+            width = page.evaluate("document.documentElement.scrollWidth")
+            if width > 361:
+                too_wide[path] = width
+        assert too_wide == {}, f"wider than a 360 px phone: {too_wide}"
+        assert elsewhere == []
+    engine.dispose()
