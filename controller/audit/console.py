@@ -5,7 +5,6 @@ period (/console/availability). Vietnamese by default."""
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -13,10 +12,9 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse
-from fastapi.templating import Jinja2Templates
 
 from ..api.deps import NowDep, SessionDep, SettingsDep
-from ..console.common import LangDep, check_csrf, flash, render
+from ..console.common import LangDep, check_csrf, flash, render, school_zones, viewer_zone
 from ..console.login import ConsolePrincipal
 from ..store.models import DEFAULT_TIMEZONE
 from .availability import build_availability
@@ -33,13 +31,12 @@ from .uploads import (
 )
 
 router = APIRouter(include_in_schema=False)
-templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 MAX_LISTED = 500  # per list; the spreadsheet holds them all
 
 
 @router.get("/console/audit", response_class=HTMLResponse)
 def audit_page(request: Request, session: SessionDep, settings: SettingsDep, now: NowDep, principal: ConsolePrincipal,
-               lang: Annotated[str, Query(pattern="^(vi|en)$")] = "vi",
+               lang: LangDep,
                days: Annotated[int, Query(ge=1, le=3650)] = 30,
                warranty_days: Annotated[int, Query(ge=0, le=3650)] = 90,
                district: Annotated[str | None, Query(max_length=64)] = None,
@@ -49,16 +46,11 @@ def audit_page(request: Request, session: SessionDep, settings: SettingsDep, now
                           school=school, district=district, visible=principal.schools)
     params: dict[str, Any] = {"days": days, "warranty_days": warranty_days, "school": school, "district": district}
     params = {k: v for k, v in params.items() if v is not None}
-    query = urlencode({**params, "lang": lang})
-    other_query = urlencode({**params, "lang": "en" if lang == "vi" else "vi"})
-
-    def t(key: str, **values: object) -> str:
-        return tr(lang, key, **values)
-
-    context = {"lang": lang, "t": t, "r": report, "days": days, "warranty_days": warranty_days, "query": query,
-               "other_query": other_query,
-               "max_listed": MAX_LISTED, "school": school or "", "district": district or ""}
-    return templates.TemplateResponse(request, "audit.html", context)
+    zones = school_zones(session, principal)
+    return render(request, "audit.html", lang, principal, page_zone=viewer_zone(zones), zones=zones,
+                  a=_audit_texts(lang), r=report, days=days,
+                  warranty_days=warranty_days, query=urlencode({**params, "lang": lang}), max_listed=MAX_LISTED,
+                  school=school or "", district=district or "")
 
 
 # --- import: upload → preview (a dry run) → confirm ---------------------------------------------------
