@@ -15,11 +15,12 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine, func, select
 
+from classfleet_wire import decode
 from controller.ingest.service import BrokerAddress, IngestService
 from controller.metrics import IngestMetrics
 from controller.store import db
 from controller.store.models import Incident, School
-from controller.store.writer import BatchWriter
+from controller.store.writer import Accepted, BatchWriter
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1, what: str = "") -> Any:
@@ -45,6 +46,16 @@ def open_incidents(engine: Engine) -> set[tuple[int, str]]:
     with engine.connect() as conn:
         return {(r.device_id, r.code) for r in conn.execute(
             select(Incident.device_id, Incident.code).where(Incident.state != "resolved"))}
+
+
+def write_online_pcs(engine: Engine, school: str, count: int, now: Any) -> None:
+    """``pc-0``… ``pc-<count-1>`` of ``school`` come online with one heartbeat each, written straight to the store."""
+    items = []
+    for i in range(count):
+        topic = f"classfleet/v1/{school}/pc-{i}"
+        items += [Accepted(decode(f"{topic}/status", status("online", 1)), now),
+                  Accepted(decode(f"{topic}/heartbeat", heartbeat(1, 1)), now)]
+    BatchWriter(engine).write(items, [])
 
 
 def add_school(engine: Engine, school_id: str, name: str = "Test school") -> None:

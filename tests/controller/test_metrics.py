@@ -11,12 +11,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.orm import Session
 
-from classfleet_wire import decode
 from controller.metrics import PollMetricsRelay, StoreCollector, poll_metrics
 from controller.store import db
 from controller.store.models import Device, EquipmentPlan, Room
-from controller.store.writer import Accepted, BatchWriter
-from tests.helpers import add_school, heartbeat, status
+from tests.helpers import add_school, write_online_pcs
 
 
 def _samples(text: str) -> list[tuple[str, tuple[tuple[str, str], ...], float]]:
@@ -37,12 +35,7 @@ def test_fast_rendering_equals_prometheus_clients(sqlite_url):
                    vendor='Cisco "Catalyst"', model="C2960\\X\nrev B"),  # every character the format escapes
             Device(school_id="s1", uid="cam-1", kind="camera", watched_by="onvif"),
             EquipmentPlan(school_id="s1", room_kind="computer_lab", device_kind="pc", planned=3)])
-    items = []
-    for i in range(3):
-        topic = f"classfleet/v1/s1/pc-{i}"
-        items += [Accepted(decode(f"{topic}/status", status("online", 1)), now),
-                  Accepted(decode(f"{topic}/heartbeat", heartbeat(1, 1)), now)]
-    BatchWriter(engine).write(items, [])
+    write_online_pcs(engine, "s1", 3, now)
     collector = StoreCollector(engine, 180, clock=lambda: now)
     fast = collector.render().decode()
     registry = CollectorRegistry()

@@ -19,7 +19,6 @@ import pytest
 import yaml
 from sqlalchemy.orm import Session
 
-from classfleet_wire import decode
 from controller.api.app import create_app
 from controller.broker import free_port
 from controller.config import Settings
@@ -27,8 +26,7 @@ from controller.metrics import build_registry, poll_metrics
 from controller.store import db
 from controller.store.models import Device, District, EquipmentPlan, Room, School
 from controller.store.polls import ComponentStatus, FaultCheck, PollResult, record_polls
-from controller.store.writer import Accepted, BatchWriter
-from tests.helpers import heartbeat, serve_app, status, stop_process, wait_for
+from tests.helpers import serve_app, stop_process, wait_for, write_online_pcs
 
 DASHBOARDS = Path(__file__).resolve().parents[2] / "dashboards"
 pytestmark = pytest.mark.integration
@@ -95,12 +93,7 @@ def _seed(engine) -> None:
                          Device(school_id="demo-school-1", uid="sw-core", kind="switch", watched_by="snmp",
                                 is_school_uplink=True),
                          Device(school_id="demo-school-1", uid="cam-1", kind="camera", watched_by="onvif")])
-    items = []
-    for i in range(3):
-        t = f"classfleet/v1/demo-school-1/pc-{i}"
-        items += [Accepted(decode(f"{t}/status", status("online", 1)), now),
-                  Accepted(decode(f"{t}/heartbeat", heartbeat(1, 1)), now)]
-    BatchWriter(engine).write(items, [])
+    write_online_pcs(engine, "demo-school-1", 3, now)
     with Session(engine) as session:
         ids = dict(session.query(Device.uid, Device.id).all())
     record_polls(engine, [
